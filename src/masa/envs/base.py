@@ -1,0 +1,66 @@
+"""What the agent needs from a text environment, whichever simulator is behind it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class TaskInstance:
+    """One playable task: a category (task type) and the instance within it (a variation or a game)."""
+
+    env: str
+    category: str
+    instance: str  # e.g. the ScienceWorld variation index as text, or a game file's stem
+    split: str  # "train" | "dev" | "test" (the environment's own split)
+
+    @property
+    def key(self) -> str:
+        return f"{self.env}/{self.category}/{self.split}/{self.instance}"
+
+
+@dataclass(frozen=True)
+class Observation:
+    text: str
+    task_description: str
+    candidates: tuple[str, ...]  # actions the agent may choose from at this step (admissible or shortlisted)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    observation: Observation
+    score: float  # progress in [0, 1] so far (ScienceWorld: max(score, 0) / 100; ALFWorld: won)
+    done: bool
+    won: bool
+    no_op: bool  # the action changed nothing (method.md's NHR numerator)
+
+
+class Environment(ABC):
+    """A text environment serving task instances of named categories.
+
+    Implementations must be deterministic for a given (instance, action sequence), so that two skill sets
+    scored on the same instances are compared on common random numbers.
+    """
+
+    name: str
+    max_steps: int
+
+    @abstractmethod
+    def categories(self) -> list[str]:
+        """Task categories this environment offers (the UCB search runs one tree per category)."""
+
+    @abstractmethod
+    def instances(self, category: str, split: str) -> list[TaskInstance]:
+        """All instances of a category in one of the environment's splits, in a stable order."""
+
+    @abstractmethod
+    def reset(self, task: TaskInstance) -> Observation:
+        """Start an episode of ``task``."""
+
+    @abstractmethod
+    def step(self, action: str) -> StepOutcome:
+        """Apply one action to the running episode."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release simulator resources (a JVM, a game process)."""

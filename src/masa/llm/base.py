@@ -1,0 +1,68 @@
+"""The one interface every language model goes through: chat generation (batched) and action scoring.
+
+Backends count their own calls and tokens, so every stage can report its cost without knowing which
+engine served it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, calls: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        self.calls += calls
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class LLM(ABC):
+    """A language model backend. ``name`` labels it in logs and records."""
+
+    name: str
+    usage: Usage = field(default_factory=Usage)
+
+    @abstractmethod
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        prefill: str = "",
+    ) -> list[Generation]:
+        """One reply per conversation. ``prefill`` starts every reply (e.g. ``{`` for JSON) and is
+        included in the returned text."""
+
+    @abstractmethod
+    def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
+        """Mean token log-probability of each candidate as the start of the assistant's reply.
+
+        The mean, not the sum: the sum favours the shortest actions (models.md measured 1/10 vs 5/10).
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine resources; backends that hold none need not override it."""

@@ -1,0 +1,235 @@
+"""The skill library: the SkillRL/MASA JSON format, lossless load/save, and prompt rendering.
+
+A library holds general skills, task-specific skills per category and common mistakes. Fields we do not
+know are kept in ``extra`` so a library written by another tool survives a load/save round trip.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from masa.io import atomic_write_text
+
+SKILL_FIELDS = ("skill_id", "title", "principle", "when_to_apply")
+MISTAKE_FIELDS = ("mistake_id", "description", "why_it_happens", "how_to_avoid")
+LIBRARY_FIELDS = ("general_skills", "task_specific_skills", "common_mistakes")
+
+
+class LibraryFormatError(ValueError):
+    """A library that does not follow the format; the message names where and what was expected."""
+
+
+@dataclass
+class Skill:
+    skill_id: str
+    title: str
+    principle: str
+    when_to_apply: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "skill_id": self.skill_id,
+            "title": self.title,
+            "principle": self.principle,
+            "when_to_apply": self.when_to_apply,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Skill:
+        fields = _require_fields(data, ("skill_id", "title", "principle"), where)
+        return cls(
+            skill_id=fields["skill_id"],
+            title=fields["title"],
+            principle=fields["principle"],
+            when_to_apply=_optional_str(data, "when_to_apply", where),
+            extra={k: v for k, v in data.items() if k not in SKILL_FIELDS},
+        )
+
+
+@dataclass
+class Mistake:
+    mistake_id: str
+    description: str
+    why_it_happens: str = ""
+    how_to_avoid: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mistake_id": self.mistake_id,
+            "description": self.description,
+            "why_it_happens": self.why_it_happens,
+            "how_to_avoid": self.how_to_avoid,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Mistake:
+        fields = _require_fields(data, ("mistake_id", "description"), where)
+        return cls(
+            mistake_id=fields["mistake_id"],
+            description=fields["description"],
+            why_it_happens=_optional_str(data, "why_it_happens", where),
+            how_to_avoid=_optional_str(data, "how_to_avoid", where),
+            extra={k: v for k, v in data.items() if k not in MISTAKE_FIELDS},
+        )
+
+
+@dataclass
+class SkillLibrary:
+    general_skills: list[Skill] = field(default_factory=list)
+    task_specific_skills: dict[str, list[Skill]] = field(default_factory=dict)
+    common_mistakes: list[Mistake] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --- (de)serialisation -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "general_skills": [s.to_dict() for s in self.general_skills],
+            "task_specific_skills": {
+                cat: [s.to_dict() for s in skills] for cat, skills in self.task_specific_skills.items()
+            },
+            "common_mistakes": [m.to_dict() for m in self.common_mistakes],
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "library") -> SkillLibrary:
+        if not isinstance(data, dict):
+            raise LibraryFormatError(f"{source}: expected a JSON object with {LIBRARY_FIELDS}, got {_kind(data)}")
+        general = _require_list(data.get("general_skills", []), f"{source}: general_skills")
+        tasks = data.get("task_specific_skills", {})
+        if not isinstance(tasks, dict):
+            raise LibraryFormatError(
+                f"{source}: task_specific_skills: expected an object mapping category -> list, got {_kind(tasks)}"
+            )
+        mistakes = _require_list(data.get("common_mistakes", []), f"{source}: common_mistakes")
+        library = cls(
+            general_skills=[
+                Skill.from_dict(s, f"{source}: general_skills[{i}]") for i, s in enumerate(general)
+            ],
+            task_specific_skills={
+                str(cat): [
+                    Skill.from_dict(s, f"{source}: task_specific_skills.{cat}[{i}]")
+                    for i, s in enumerate(_require_list(skills, f"{source}: task_specific_skills.{cat}"))
+                ]
+                for cat, skills in tasks.items()
+            },
+            common_mistakes=[
+                Mistake.from_dict(m, f"{source}: common_mistakes[{i}]") for i, m in enumerate(mistakes)
+            ],
+            extra={k: v for k, v in data.items() if k not in LIBRARY_FIELDS},
+        )
+        return library
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "library") -> SkillLibrary:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise LibraryFormatError(
+                f"{source}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+            ) from err
+        return cls.from_dict(data, source)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def load(cls, path: str | Path) -> SkillLibrary:
+        path = Path(path)
+        return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(Path(path), self.to_json())
+
+    # --- editing helpers -----------------------------------------------------------------------------------
+    def copy(self) -> SkillLibrary:
+        return copy.deepcopy(self)
+
+    def with_general(self, general: list[Skill]) -> SkillLibrary:
+        """A copy whose general skills are replaced (Stage 1 edits only these)."""
+        new = self.copy()
+        new.general_skills = copy.deepcopy(general)
+        return new
+
+    def with_task_skills(self, category: str, skills: list[Skill]) -> SkillLibrary:
+        """A copy whose task skills for one category are replaced (Stage 2 edits one category at a time)."""
+        new = self.copy()
+        new.task_specific_skills[category] = copy.deepcopy(skills)
+        return new
+
+    def without_skills(self) -> SkillLibrary:
+        return SkillLibrary(extra=copy.deepcopy(self.extra))
+
+    def is_empty(self) -> bool:
+        return not (
+            self.general_skills or any(self.task_specific_skills.values()) or self.common_mistakes
+        )
+
+    # --- rendering -----------------------------------------------------------------------------------------
+    def render(self, category: str | None = None) -> str:
+        """The skill section of the agent prompt, as method.md specifies it.
+
+        ``category`` selects the task skills of that category (retrieval ``category``); ``None`` renders every
+        category's skills (retrieval ``all``). Skill text is inserted verbatim: it is data, never a template.
+        """
+        parts: list[str] = []
+        if self.general_skills:
+            parts.append("### General Principles")
+            parts += [f"- **{s.title}**: {s.principle}" for s in self.general_skills]
+        task_skills = (
+            [s for skills in self.task_specific_skills.values() for s in skills]
+            if category is None
+            else self.task_specific_skills.get(category, [])
+        )
+        if task_skills:
+            parts.append("### Task-Relevant Skills")
+            for s in task_skills:
+                line = f"- **{s.title}**: {s.principle}"
+                if s.when_to_apply:
+                    line += f" Apply when: {s.when_to_apply}"
+                parts.append(line)
+        if self.common_mistakes:
+            parts.append("### Mistakes to Avoid")
+            for m in self.common_mistakes:
+                line = f"- Don't: {m.description}"
+                if m.how_to_avoid:
+                    line += f" Instead: {m.how_to_avoid}"
+                parts.append(line)
+        return "\n".join(parts)
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _require_list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise LibraryFormatError(f"{where}: expected a list, got {_kind(value)}")
+    return value
+
+
+def _require_fields(data: Any, names: tuple[str, ...], where: str) -> dict[str, str]:
+    if not isinstance(data, dict):
+        raise LibraryFormatError(f"{where}: expected an object, got {_kind(data)}")
+    out: dict[str, str] = {}
+    for name in names:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise LibraryFormatError(f"{where}: field '{name}' must be a non-empty string, got {value!r}")
+        out[name] = value
+    return out
+
+
+def _optional_str(data: dict[str, Any], name: str, where: str) -> str:
+    value = data.get(name, "")
+    if not isinstance(value, str):
+        raise LibraryFormatError(f"{where}: field '{name}' must be a string, got {_kind(value)}")
+    return value
