@@ -1,0 +1,33 @@
+# masa: Model-Aware Skill Alignment as a Snakemake workflow.
+#
+#   snakemake --profile profiles/local            # the embedded default, 2 cores, no GPU
+#   snakemake --profile profiles/local trajectories   # stop after a stage (see the target rules below)
+#
+# Stages (workflow/rules/<stage>.smk): prepare models -> model profile -> Stage 1 general skills ->
+# Stage 2 task skills (one job per category) -> merged library -> trajectory export -> rewriter ->
+# held-out evaluation -> report. Every output lives under results/{backbone}/{env}/...
+
+
+from snakemake.utils import min_version
+
+min_version("9.12")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/profile.smk"
+include: "workflow/rules/general.smk"
+include: "workflow/rules/task.smk"
+include: "workflow/rules/export.smk"
+include: "workflow/rules/rewriter.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output,

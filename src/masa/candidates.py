@@ -1,0 +1,65 @@
+"""The record every search stage keeps for each evaluated skill set, and its (de)serialisation.
+
+The same record feeds checkpoints (resume), the stage outputs and the Parquet trajectory export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from masa.agent import EpisodeResult
+from masa.io import read_json, write_json
+from masa.rollout import Evaluation, Summary, episode_from_dict, episode_to_dict
+from masa.skills import SkillLibrary
+
+
+@dataclass
+class Candidate:
+    node_id: str
+    parent_id: str  # "" for the initial skill set
+    iteration: int
+    stage: str  # "general" (Stage 1) or "task" (Stage 2)
+    category: str  # "" for Stage 1
+    library: SkillLibrary  # the full library the candidate was evaluated with
+    summary: Summary
+    episodes: list[EpisodeResult]
+    teacher: str  # "initial", "llm" or "edit:<operator>"
+    accepted: bool = False
+    depth: int = 0
+    visits: int = 0  # UCB only: evaluations below and at this node
+    value_sum: float = 0.0  # UCB only: summed rewards below and at this node
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def reward(self) -> float:
+        return self.summary.reward_mean
+
+    @property
+    def evaluation(self) -> Evaluation:
+        return Evaluation(self.summary, self.episodes)
+
+    def to_dict(self, with_episodes: bool = True) -> dict[str, Any]:
+        data = asdict(self)
+        data["library"] = self.library.to_dict()
+        data["episodes"] = [episode_to_dict(e) for e in self.episodes] if with_episodes else []
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        data = dict(data)
+        data["library"] = SkillLibrary.from_dict(data["library"], f"candidate {data.get('node_id')}")
+        data["summary"] = Summary(**data["summary"])
+        data["episodes"] = [episode_from_dict(e) for e in data["episodes"]]
+        return cls(**data)
+
+
+def save_candidates(path: str | Path, candidates: list[Candidate], state: dict[str, Any]) -> None:
+    """A checkpoint or stage record: every candidate plus the loop's own state."""
+    write_json(path, {"state": state, "candidates": [c.to_dict() for c in candidates]})
+
+
+def load_candidates(path: str | Path) -> tuple[list[Candidate], dict[str, Any]]:
+    data = read_json(path)
+    return [Candidate.from_dict(c) for c in data["candidates"]], data["state"]

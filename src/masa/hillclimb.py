@@ -1,0 +1,109 @@
+"""Stage 1: hill climbing on the general skills (method.md).
+
+The loop is independent of environments and models: it gets an ``evaluate`` function (a library in, an
+evaluation on a fixed task suite out) and a teacher. It checkpoints after every iteration; a re-run with
+the same checkpoint path continues from the last finished iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from masa.candidates import Candidate, load_candidates, save_candidates
+from masa.rollout import Evaluation
+from masa.skills import SkillLibrary
+from masa.teacher import Teacher
+
+log = logging.getLogger(__name__)
+
+ACCEPTANCE_RULES = ("strict", "min_gain")
+
+
+@dataclass(frozen=True)
+class HillClimbConfig:
+    iterations: int = 10  # I
+    patience: int = 3  # p
+    top_k: int = 5  # K best past skill sets shown to the teacher
+    acceptance: str = "strict"  # the paper's rule: accept on R > best_R
+    min_gain: float = 0.0  # for acceptance "min_gain": accept on R > best_R + min_gain
+
+    def __post_init__(self) -> None:
+        if self.acceptance not in ACCEPTANCE_RULES:
+            raise ValueError(f"hillclimb.acceptance must be one of {ACCEPTANCE_RULES}, got {self.acceptance!r}")
+
+
+def accepts(config: HillClimbConfig, candidate: float, incumbent: float) -> bool:
+    gain = config.min_gain if config.acceptance == "min_gain" else 0.0
+    return candidate > incumbent + gain
+
+
+@dataclass
+class HillClimbResult:
+    best: Candidate
+    candidates: list[Candidate]
+    stopped_by: str  # "iterations" or "patience"
+
+
+def climb_general_skills(
+    initial: SkillLibrary,
+    evaluate: Callable[[SkillLibrary, str], Evaluation],
+    teacher: Teacher,
+    card: dict,
+    config: HillClimbConfig,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+) -> HillClimbResult:
+    """Rewrite the general skills until ``patience`` rewrites in a row fail to beat the incumbent.
+
+    Every candidate is scored on the same suite as the incumbent (``evaluate`` is fixed), so the comparison
+    uses common random numbers. Task-specific skills keep their initial value.
+    """
+    if checkpoint is not None and checkpoint.is_file():
+        candidates, state = load_candidates(checkpoint)
+        log.info("resuming hill climbing from %s at iteration %d", checkpoint, state["iteration"] + 1)
+    else:
+        root_eval = evaluate(initial, "stage1 initial")
+        root = Candidate("g0", "", 0, "general", "", initial, root_eval.summary, root_eval.episodes, "initial", True)
+        candidates, state = [root], {"iteration": 0, "best": "g0", "patience": 0, "stopped_by": "iterations"}
+        _checkpoint(checkpoint, candidates, state)
+    by_id = {c.node_id: c for c in candidates}
+    while state["iteration"] < config.iterations and state["patience"] < config.patience:
+        iteration = state["iteration"] + 1
+        best = by_id[state["best"]]
+        analysis = teacher.attribute(best.evaluation.failures, "general")
+        history = sorted(candidates, key=lambda c: c.reward, reverse=True)[: config.top_k]
+        rewrite = teacher.rewrite(
+            best.library.general_skills, "general", analysis, card,
+            [(c.library.general_skills, c.reward) for c in history], seed + iteration,
+        )
+        library = best.library.with_general(rewrite.skills)
+        evaluation = evaluate(library, f"stage1 iteration {iteration}")
+        candidate = Candidate(
+            f"g{iteration}", best.node_id, iteration, "general", "", library, evaluation.summary,
+            evaluation.episodes, rewrite.source,
+        )
+        candidate.accepted = accepts(config, candidate.reward, best.reward)
+        log.info(
+            "stage1 iteration %d: R=%.4f vs best %.4f (%s) -> %s",
+            iteration, candidate.reward, best.reward, rewrite.source,
+            "accepted" if candidate.accepted else "rejected",
+        )
+        if candidate.accepted:
+            state["best"], state["patience"] = candidate.node_id, 0
+        else:
+            state["patience"] += 1
+        candidates.append(candidate)
+        by_id[candidate.node_id] = candidate
+        state["iteration"] = iteration
+        if state["patience"] >= config.patience:
+            state["stopped_by"] = "patience"
+        _checkpoint(checkpoint, candidates, state)
+    return HillClimbResult(by_id[state["best"]], candidates, state["stopped_by"])
+
+
+def _checkpoint(path: Path | None, candidates: list[Candidate], state: dict) -> None:
+    if path is not None:
+        save_candidates(path, candidates, state)

@@ -1,0 +1,179 @@
+"""Scoring a skill library: play it on a fixed list of task instances, summarise with intervals.
+
+Every evaluation of every stage goes through ``Evaluator``, so the same (library, instance, seed) is played
+once (the rollout cache) and candidates are always compared on the same instances (common random numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import fmean
+
+from masa.agent import Agent, EpisodeResult, Step
+from masa.envs.base import Environment, TaskInstance
+from masa.io import atomic_write_text
+from masa.skills import SkillLibrary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Summary:
+    reward_mean: float
+    reward_low: float
+    reward_high: float
+    success_rate: float
+    score_mean: float
+    noop_rate: float
+    episodes: int
+    steps: int
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    cache_hits: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass
+class Evaluation:
+    summary: Summary
+    episodes: list[EpisodeResult]
+
+    @property
+    def failures(self) -> list[EpisodeResult]:
+        return [e for e in self.episodes if not e.won]
+
+
+def bootstrap_interval(values: list[float], resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean (degenerate for fewer than two values)."""
+    if len(values) < 2:
+        value = values[0] if values else 0.0
+        return value, value
+    rng = random.Random(seed)
+    means = sorted(fmean(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]
+
+
+def summarise(episodes: list[EpisodeResult], resamples: int = 1000, seed: int = 0) -> Summary:
+    rewards = [e.reward for e in episodes]
+    low, high = bootstrap_interval(rewards, resamples, seed)
+    steps = sum(e.steps for e in episodes)
+    fresh = [e for e in episodes if not e.cached]
+    return Summary(
+        reward_mean=fmean(rewards) if rewards else 0.0,
+        reward_low=low,
+        reward_high=high,
+        success_rate=fmean(e.won for e in episodes) if episodes else 0.0,
+        score_mean=fmean(e.score for e in episodes) if episodes else 0.0,
+        noop_rate=(sum(e.no_op_steps for e in episodes) / steps) if steps else 0.0,
+        episodes=len(episodes),
+        steps=sum(e.steps for e in fresh),
+        llm_calls=sum(e.llm_calls for e in fresh),
+        prompt_tokens=sum(e.prompt_tokens for e in fresh),
+        completion_tokens=sum(e.completion_tokens for e in fresh),
+        seconds=sum(e.seconds for e in fresh),
+        cache_hits=len(episodes) - len(fresh),
+    )
+
+
+def episode_to_dict(episode: EpisodeResult) -> dict:
+    return asdict(episode)
+
+
+def episode_from_dict(data: dict) -> EpisodeResult:
+    data = dict(data)
+    data["trajectory"] = [Step(**s) for s in data.get("trajectory", [])]
+    return EpisodeResult(**data)
+
+
+@dataclass
+class RolloutCache:
+    """Episodes on disk, one JSON file per key; a repeated key costs no LLM call.
+
+    The key covers everything that determines an episode: the backbone and its weights, the environment
+    and instance, the exact skill text, the agent's decoding settings, the reward weight and the seed.
+    """
+
+    root: Path | None
+    hits: int = 0
+    misses: int = 0
+
+    def path(self, key: str) -> Path | None:
+        return None if self.root is None else self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> EpisodeResult | None:
+        path = self.path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            episode = episode_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError) as err:  # a damaged entry is recomputed, never used
+            log.warning("ignoring unreadable cache entry %s: %s", path, err)
+            return None
+        episode.cached = True
+        self.hits += 1
+        return episode
+
+    def put(self, key: str, episode: EpisodeResult) -> None:
+        self.misses += 1
+        path = self.path(key)
+        if path is not None:
+            atomic_write_text(path, json.dumps(episode_to_dict(episode)))
+
+
+@dataclass
+class Evaluator:
+    """Plays libraries for one backbone on one environment."""
+
+    agent: Agent
+    env: Environment
+    backbone_key: str  # backbone name plus a fingerprint of its weights
+    noop_penalty: float
+    retrieval: str = "category"  # "category": general + own category's task skills + mistakes; "all": everything
+    cache: RolloutCache = field(default_factory=lambda: RolloutCache(None))
+    resamples: int = 1000
+    progress: bool = True
+
+    def skills_text(self, library: SkillLibrary | None, category: str) -> str:
+        if library is None:
+            return ""
+        return library.render(None if self.retrieval == "all" else category)
+
+    def episode_key(self, task: TaskInstance, skills_text: str, seed: int) -> str:
+        material = json.dumps(
+            [self.backbone_key, self.env.name, self.env.max_steps, task.key, skills_text,
+             asdict(self.agent.config), self.noop_penalty, seed],
+            sort_keys=True,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def run(self, library: SkillLibrary | None, tasks: list[TaskInstance], seeds: tuple[int, ...] = (0,),
+            label: str = "") -> Evaluation:
+        episodes: list[EpisodeResult] = []
+        total = len(tasks) * len(seeds)
+        for seed in seeds:
+            for task in tasks:
+                text = self.skills_text(library, task.category)
+                key = self.episode_key(task, text, seed)
+                episode = self.cache.get(key)
+                if episode is None:
+                    episode = self.agent.play(self.env, task, text, seed, self.noop_penalty)
+                    self.cache.put(key, episode)
+                episodes.append(episode)
+                if self.progress:
+                    done = len(episodes)
+                    won = sum(e.won for e in episodes)
+                    log.info(
+                        "%s episode %d/%d %s: score %.2f reward %.3f%s | success so far %d/%d",
+                        label, done, total, task.key, episode.score, episode.reward,
+                        " (cached)" if episode.cached else "", won, done,
+                    )
+        return Evaluation(summarise(episodes, self.resamples), episodes)

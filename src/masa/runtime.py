@@ -1,0 +1,194 @@
+"""Building the live objects a stage needs (model, environment, task sets, evaluator) from config slices.
+
+Stages receive plain dictionaries (Snakemake ``params``) and call these; nothing here reads the config file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from masa.agent import Agent, AgentConfig
+from masa.envs.base import Environment, TaskInstance
+from masa.llm.base import LLM
+from masa.rollout import Evaluator, RolloutCache
+from masa.skills import Skill, SkillLibrary
+from masa.teacher import EditTeacher, LLMTeacher, Teacher
+
+SPLITS = {"search": "train", "profile": "dev", "evaluation": "test"}
+
+
+def prepare_process(log_path: str | None = None, level: int = logging.INFO) -> None:
+    """Start of every stage process: torch's thread policy, then logging to the rule's log file (kept by
+    Snakemake on failure) and to stderr (progress you can watch).
+
+    OpenMP's spin-wait made torch 10-15x slower on 2 busy cores (models.md); it must be set before torch
+    is imported, which happens only when a model is loaded.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
+
+
+def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: int | None = None) -> LLM:
+    """A backend from a model spec (``backend``: transformers | openai | vllm)."""
+    backend = spec.get("backend", "transformers")
+    if backend == "transformers":
+        from masa.llm.transformers_backend import TransformersLLM
+
+        path = model_dir or spec.get("path")
+        if not path:
+            raise ValueError(f"model '{name}': the transformers backend needs 'packaged' or 'path'")
+        return TransformersLLM(name=name, path=str(path), dtype=spec.get("dtype", "bfloat16"), threads=threads)
+    if backend == "openai":
+        from masa.llm.openai_backend import OpenAILLM
+
+        return OpenAILLM(
+            name=name, base_url=spec["base_url"], model=spec["model"], api_key_env=spec.get("api_key_env", ""),
+            max_concurrency=spec.get("max_concurrency", 4), timeout=spec.get("timeout", 120.0),
+        )
+    if backend == "vllm":
+        from masa.llm.vllm_backend import VLLMLLM
+
+        return VLLMLLM(
+            name=name, model=str(model_dir or spec.get("path") or spec["model"]),
+            tensor_parallel_size=spec.get("tensor_parallel_size", 1), dtype=spec.get("dtype", "bfloat16"),
+        )
+    raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm)")
+
+
+def model_fingerprint(model_dir: str | None, spec: dict[str, Any]) -> str:
+    """What identifies the weights in cache keys: the safetensors headers' hash, or the served model's name."""
+    if model_dir and Path(model_dir).is_dir():
+        digest = hashlib.sha256()
+        for shard in sorted(Path(model_dir).glob("*.safetensors")):
+            digest.update(shard.name.encode())
+            digest.update(str(shard.stat().st_size).encode())
+            with shard.open("rb") as handle:
+                digest.update(handle.read(1 << 20))
+        return digest.hexdigest()[:16]
+    return f"{spec.get('backend')}:{spec.get('base_url', '')}:{spec.get('model', '')}"
+
+
+def make_environment(name: str, params: dict[str, Any]) -> Environment:
+    if name == "scienceworld":
+        from masa.envs.scienceworld import ScienceWorld
+
+        return ScienceWorld(
+            tasks=list(params["tasks"]),
+            max_steps=params["max_steps"],
+            simplifications=params.get("simplifications", "easy"),
+            max_candidates=params.get("max_candidates", 30),
+            heap_mb=params.get("heap_mb", 512),
+            focus_guard=params.get("focus_guard", True),
+        )
+    raise ValueError(f"unknown environment {name!r}")
+
+
+@dataclass(frozen=True)
+class TaskSets:
+    """The instances each use may play; disjoint by construction and checked."""
+
+    search: dict[str, list[TaskInstance]]
+    profile: list[TaskInstance]
+    evaluation: dict[str, list[TaskInstance]]
+
+    def check_disjoint(self) -> None:
+        search = {t.key for ts in self.search.values() for t in ts}
+        evaluation = {t.key for ts in self.evaluation.values() for t in ts}
+        profile = {t.key for t in self.profile}
+        for a, b, label in ((search, evaluation, "search/evaluation"), (profile, search, "profile/search"),
+                            (profile, evaluation, "profile/evaluation")):
+            if a & b:
+                raise ValueError(f"{label} task sets overlap: {sorted(a & b)[:5]}")
+
+
+def pick(instances: list[TaskInstance], count: int, seed: int) -> list[TaskInstance]:
+    """A seeded sample in stable order; the same seed always picks the same instances."""
+    chosen = random.Random(seed).sample(instances, min(count, len(instances)))
+    return sorted(chosen, key=lambda t: (len(t.instance), t.instance))
+
+
+def task_sets(env: Environment, params: dict[str, Any], seed: int) -> TaskSets:
+    cats = env.categories()
+    sets = TaskSets(
+        search={c: pick(env.instances(c, SPLITS["search"]), params["search_instances"], seed) for c in cats},
+        profile=[t for c in cats for t in pick(env.instances(c, SPLITS["profile"]), params["profile_instances"], seed)],
+        evaluation={
+            c: pick(env.instances(c, SPLITS["evaluation"]), params["eval_instances"], seed) for c in cats
+        },
+    )
+    sets.check_disjoint()
+    return sets
+
+
+def make_evaluator(
+    backbone: str, spec: dict[str, Any], model_dir: str | None, env: Environment, noop_penalty: float,
+    retrieval: str, cache_dir: str | None, threads: int | None = None, temperature: float | None = None,
+) -> Evaluator:
+    agent_spec = dict(spec.get("agent", {}))
+    if temperature is not None:
+        agent_spec["temperature"] = temperature
+    llm = load_llm(spec["model"], model_dir, backbone, threads)
+    agent = Agent(llm, AgentConfig(**agent_spec))
+    key = f"{backbone}:{model_fingerprint(model_dir, spec['model'])}"
+    cache = RolloutCache(Path(cache_dir) / backbone if cache_dir else None)
+    return Evaluator(agent, env, key, noop_penalty, retrieval, cache)
+
+
+@dataclass
+class Context:
+    """Everything a searching or evaluating stage of one backbone on one environment works with."""
+
+    evaluator: Evaluator
+    env: Environment
+    tasks: TaskSets
+    base: SkillLibrary
+    seed: int
+
+    def close(self) -> None:
+        self.env.close()
+        self.evaluator.agent.llm.close()
+
+
+def open_context(
+    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], model_dir: str | None,
+    base_library: str, threads: int | None = None, temperature: float | None = None,
+) -> Context:
+    """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
+    retrieval, cache_dir} — the config slices a rule passes as params."""
+    environment = make_environment(env["name"], env)
+    evaluator = make_evaluator(
+        backbone["name"], backbone["spec"], model_dir, environment, run["noop_penalty"], run["retrieval"],
+        run.get("cache_dir"), threads, temperature,
+    )
+    sets = task_sets(environment, env, run["seed"])
+    return Context(evaluator, environment, sets, SkillLibrary.load(base_library), run["seed"])
+
+
+def skill_pool(library: SkillLibrary) -> list[Skill]:
+    """Skills the edit teacher may add: every skill of the library plus its optional ``skill_pool`` extra."""
+    pool = [*library.general_skills, *(s for skills in library.task_specific_skills.values() for s in skills)]
+    extra = library.extra.get("skill_pool", [])
+    pool += [Skill.from_dict(item, f"skill_pool[{i}]") for i, item in enumerate(extra)]
+    return pool
+
+
+def make_teacher(spec: dict[str, Any], model_dir: str | None, base: SkillLibrary, threads: int | None = None) -> Teacher:
+    fallback = EditTeacher(skill_pool(base))
+    if spec["kind"] == "edit":
+        return fallback
+    llm = load_llm(spec["model"], model_dir, "teacher", threads)
+    return LLMTeacher(llm, fallback, retries=spec.get("retries", 2), max_new_tokens=spec.get("max_new_tokens", 320))

@@ -1,0 +1,115 @@
+"""The searching stages as functions of files: model profile, Stage 1, Stage 2, and the merged library."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from masa.candidates import save_candidates
+from masa.card import build_card
+from masa.hillclimb import HillClimbConfig, climb_general_skills
+from masa.io import atomic_write_text, read_yaml, write_json, write_yaml
+from masa.rollout import episode_to_dict
+from masa.runtime import make_teacher, open_context
+from masa.skills import SkillLibrary
+from masa.teacher import Teacher, transcript_records
+from masa.ucb import UCBConfig, search_task_skills
+
+log = logging.getLogger(__name__)
+
+
+def write_transcript(path: str | Path, teacher: Teacher) -> None:
+    """Every teacher prompt and reply, one JSON object per line, next to the stage output."""
+    lines = [json.dumps(r, ensure_ascii=False) for r in transcript_records(teacher.transcript)]
+    atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+
+
+def build_model_profile(
+    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], teacher_spec: dict[str, Any],
+    model_dir: str | None, teacher_model_dir: str | None, base_library: str,
+    card_path: str, rollouts_path: str, transcript_path: str, threads: int | None = None,
+) -> dict[str, Any]:
+    """The card: architecture from the weights, provenance from config, weaknesses from preliminary
+    rollouts on the environment's dev split (disjoint from search and evaluation, checked in TaskSets)."""
+    ctx = open_context(backbone, env, run, model_dir, base_library, threads)
+    try:
+        evaluation = ctx.evaluator.run(ctx.base, ctx.tasks.profile, label=f"{backbone['name']} profile")
+    finally:
+        ctx.close()
+    teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
+    provenance = backbone["spec"].get("provenance", {})
+    draft = build_card(Path(model_dir) if model_dir else None, provenance, [])
+    card = build_card(Path(model_dir) if model_dir else None, provenance, teacher.weaknesses(draft, evaluation.episodes))
+    write_yaml(card_path, card)
+    write_json(rollouts_path, {
+        "summary": evaluation.summary.as_dict(),
+        "tasks": [t.key for t in ctx.tasks.profile],
+        "episodes": [episode_to_dict(e) for e in evaluation.episodes],
+    })
+    write_transcript(transcript_path, teacher)
+    return card
+
+
+def searched_categories(ctx_categories: list[str], heldout: list[str]) -> list[str]:
+    return [c for c in ctx_categories if c not in set(heldout)]
+
+
+def climb(
+    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], teacher_spec: dict[str, Any],
+    search: dict[str, Any], heldout: list[str], model_dir: str | None, teacher_model_dir: str | None,
+    base_library: str, card_path: str, library_path: str, candidates_path: str, transcript_path: str,
+    checkpoint_path: str, threads: int | None = None,
+) -> None:
+    """Stage 1 on the search instances of every non-held-out category."""
+    ctx = open_context(backbone, env, run, model_dir, base_library, threads)
+    teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
+    suite = [t for c in searched_categories(ctx.env.categories(), heldout) for t in ctx.tasks.search[c]]
+    try:
+        result = climb_general_skills(
+            ctx.base, lambda lib, label: ctx.evaluator.run(lib, suite, label=label), teacher,
+            read_yaml(card_path), HillClimbConfig(**search), ctx.seed, Path(checkpoint_path),
+        )
+    finally:
+        ctx.close()
+    save_candidates(candidates_path, result.candidates, {"best": result.best.node_id, "stopped_by": result.stopped_by})
+    write_transcript(transcript_path, teacher)
+    result.best.library.save(library_path)
+    Path(checkpoint_path).unlink(missing_ok=True)
+
+
+def search_category(
+    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], teacher_spec: dict[str, Any],
+    search: dict[str, Any], category: str, model_dir: str | None, teacher_model_dir: str | None,
+    base_library: str, general_library: str, card_path: str, library_path: str, tree_path: str,
+    transcript_path: str, checkpoint_path: str, threads: int | None = None,
+) -> None:
+    """Stage 2 for one category, with Stage 1's general skills frozen."""
+    ctx = open_context(backbone, env, run, model_dir, base_library, threads)
+    teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
+    if category not in ctx.tasks.search:
+        raise ValueError(f"category {category!r} is not a task of {env['name']}: {sorted(ctx.tasks.search)}")
+    suite = ctx.tasks.search[category]
+    try:
+        result = search_task_skills(
+            SkillLibrary.load(general_library), category, lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
+            teacher, read_yaml(card_path), UCBConfig(**search), ctx.seed, Path(checkpoint_path),
+        )
+    finally:
+        ctx.close()
+    save_candidates(tree_path, result.nodes, {"best": result.best.node_id})
+    write_transcript(transcript_path, teacher)
+    result.best.library.save(library_path)
+    Path(checkpoint_path).unlink(missing_ok=True)
+
+
+def merge_library(general_library: str, category_libraries: dict[str, str], out_path: str) -> SkillLibrary:
+    """Stage 1's general skills with each searched category's best task skills; other categories keep
+    their initial task skills."""
+    merged = SkillLibrary.load(general_library)
+    for category, path in category_libraries.items():
+        merged.task_specific_skills[category] = SkillLibrary.load(path).task_specific_skills.get(category, [])
+    merged.save(out_path)
+    return merged
+

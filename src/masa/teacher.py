@@ -1,0 +1,267 @@
+"""The teacher: attributes failures and rewrites skills, conditioned on the model card.
+
+``LLMTeacher`` prompts a language model for JSON in the library format, validates it and retries; when it
+cannot produce a valid, changed skill list it falls back to ``EditTeacher``, whose deterministic edit
+operators (delete, swap, add from a pool, shorten, expand) always produce a valid neighbour. Every prompt
+and reply is kept in ``transcript`` so a stage can save it next to its output.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import yaml
+
+from masa.agent import EpisodeResult
+from masa.llm.base import LLM, Message
+from masa.skills import LibraryFormatError, Skill
+
+EDIT_OPERATORS = ("delete", "swap", "add", "shorten", "expand")
+
+
+@dataclass
+class TeacherCall:
+    step: str
+    prompt: str
+    reply: str
+    valid: bool
+    attempt: int
+    note: str = ""
+
+
+@dataclass
+class Rewrite:
+    skills: list[Skill]
+    source: str  # "llm" or "edit:<operator>"
+
+
+def card_text(card: dict) -> str:
+    return yaml.safe_dump(card, sort_keys=False, allow_unicode=True).strip()
+
+
+def describe_failure(episode: EpisodeResult, last: int = 6) -> str:
+    """A compact account of one failed episode: what the teacher needs to attribute it."""
+    actions = [s.action or "(invalid)" for s in episode.trajectory]
+    repeats = [a for a, n in Counter(actions).items() if n > 1]
+    tail = " -> ".join(actions[-last:])
+    text = (
+        f"task {episode.task}: progress {episode.score:.2f}, {episode.steps} steps, "
+        f"{episode.no_op_steps} no-op steps; last actions: {tail}"
+    )
+    if repeats:
+        text += f"; repeated: {', '.join(repeats[:3])}"
+    return text
+
+
+def skills_json(skills: list[Skill]) -> str:
+    return json.dumps([s.to_dict() for s in skills], ensure_ascii=False)
+
+
+def parse_skill_list(reply: str, prefix: str) -> list[Skill]:
+    """The first JSON array in ``reply`` as skills; raises LibraryFormatError with what was wrong."""
+    start = reply.find("[")
+    if start < 0:
+        raise LibraryFormatError("reply holds no JSON array")
+    try:
+        data, _ = json.JSONDecoder().raw_decode(reply[start:])
+    except json.JSONDecodeError as err:
+        raise LibraryFormatError(f"reply is not valid JSON: {err.msg} at char {err.pos}") from err
+    if not isinstance(data, list) or not data:
+        raise LibraryFormatError("reply is not a non-empty list of skills")
+    skills = [Skill.from_dict(item, f"reply[{i}]") for i, item in enumerate(data)]
+    for i, skill in enumerate(skills):  # ids are ours to assign: a reply cannot collide or smuggle paths
+        skill.skill_id = f"{prefix}_{i + 1:03d}"
+    return skills
+
+
+class Teacher(ABC):
+    transcript: list[TeacherCall]
+
+    @abstractmethod
+    def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
+        """Weaknesses of the backbone, summarised from preliminary rollouts."""
+
+    @abstractmethod
+    def attribute(self, failures: list[EpisodeResult], scope: str) -> str:
+        """Why these episodes failed; ``scope`` is "general" or a task category."""
+
+    @abstractmethod
+    def rewrite(
+        self, skills: list[Skill], scope: str, analysis: str, card: dict, history: list[tuple[list[Skill], float]],
+        seed: int,
+    ) -> Rewrite:
+        """A revised skill list for ``scope``; ``history`` holds the best past lists with their rewards."""
+
+
+def loop_share(episodes: list[EpisodeResult]) -> float:
+    steps = [s.action for e in episodes for s in e.trajectory]
+    return 1 - len(set(steps)) / len(steps) if steps else 0.0
+
+
+@dataclass
+class EditTeacher(Teacher):
+    """Deterministic edit operators on skill items; the offline fallback and a baseline."""
+
+    pool: list[Skill]
+    transcript: list[TeacherCall] = field(default_factory=list)
+
+    def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
+        found = []
+        if not episodes:
+            return found
+        noop = sum(e.no_op_steps for e in episodes) / max(1, sum(e.steps for e in episodes))
+        if noop > 0.2:
+            found.append(f"takes actions that change nothing ({noop:.0%} of steps)")
+        if loop_share(episodes) > 0.3:
+            found.append("repeats earlier actions instead of exploring (action loops)")
+        if all(e.score < 0.5 for e in episodes):
+            found.append("rarely completes multi-step tasks within the step budget")
+        invalid = sum(not s.valid for e in episodes for s in e.trajectory)
+        if invalid:
+            found.append(f"produces inadmissible or unparsable actions ({invalid} steps)")
+        return found or ["no systematic weakness seen in the preliminary rollouts"]
+
+    def attribute(self, failures: list[EpisodeResult], scope: str) -> str:
+        analysis = "; ".join(describe_failure(e) for e in failures[:4]) or "no failures"
+        self.transcript.append(TeacherCall("attribute", scope, analysis, True, 1, "edit teacher: failure digest"))
+        return analysis
+
+    def rewrite(
+        self, skills: list[Skill], scope: str, analysis: str, card: dict, history: list[tuple[list[Skill], float]],
+        seed: int,
+    ) -> Rewrite:
+        rng = random.Random(f"{scope}/{seed}/{len(history)}")
+        operators = list(EDIT_OPERATORS)
+        rng.shuffle(operators)
+        for operator in operators:
+            edited = apply_edit(operator, skills, self.pool, rng)
+            if edited is not None:
+                self.transcript.append(TeacherCall("rewrite", scope, skills_json(edited), True, 1, f"edit:{operator}"))
+                return Rewrite(edited, f"edit:{operator}")
+        raise RuntimeError(f"no edit operator applies to {scope!r}: the library and the pool are both empty")
+
+
+def apply_edit(operator: str, skills: list[Skill], pool: list[Skill], rng: random.Random) -> list[Skill] | None:
+    """One edit, or None when the operator cannot change this list."""
+    items = [Skill(s.skill_id, s.title, s.principle, s.when_to_apply, dict(s.extra)) for s in skills]
+    present = {s.principle for s in items}
+    if operator == "delete" and len(items) > 1:
+        del items[rng.randrange(len(items))]
+    elif operator == "swap" and len(items) > 1:
+        i, j = rng.sample(range(len(items)), 2)
+        items[i], items[j] = items[j], items[i]
+    elif operator == "add" and (fresh := [p for p in pool if p.principle not in present]):
+        pick = rng.choice(fresh)
+        items.insert(rng.randrange(len(items) + 1), Skill(pick.skill_id, pick.title, pick.principle, pick.when_to_apply))
+    elif operator == "shorten" and (long := [s for s in items if ". " in s.principle.rstrip(". ")]):
+        target = rng.choice(long)
+        target.principle = target.principle.split(". ")[0].rstrip(".") + "."
+    elif operator == "expand" and (short := [s for s in items if s.when_to_apply and s.when_to_apply not in s.principle]):
+        target = rng.choice(short)
+        target.principle = f"{target.principle.rstrip('.')}. Especially when {target.when_to_apply[0].lower()}{target.when_to_apply[1:]}"
+    else:
+        return None
+    return items
+
+
+@dataclass
+class LLMTeacher(Teacher):
+    """A prompted language model; JSON replies are validated, retried, then handed to the fallback."""
+
+    llm: LLM
+    fallback: EditTeacher
+    retries: int = 2
+    max_new_tokens: int = 320
+    temperature: float = 0.7  # for retries; the first attempt is greedy
+    transcript: list[TeacherCall] = field(default_factory=list)
+    fallbacks: int = 0
+
+    def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
+        digest = "\n".join(f"- {describe_failure(e)}" for e in episodes[:6])
+        prompt = WEAKNESS_PROMPT.format(card=card_text(card), episodes=digest)
+        reply = self.llm.generate([[Message("system", TEACHER_ROLE), Message("user", prompt)]], 120)[0].text
+        lines = [ln.strip("-*• ").strip() for ln in reply.splitlines() if len(ln.strip("-*• ").strip()) > 8][:4]
+        self.transcript.append(TeacherCall("weaknesses", prompt, reply, bool(lines), 1))
+        # The measured digest is always kept: a tiny teacher's summary may be vague, the numbers are not.
+        return lines + self.fallback.weaknesses(card, episodes)
+
+    def attribute(self, failures: list[EpisodeResult], scope: str) -> str:
+        digest = "\n".join(f"- {describe_failure(e)}" for e in failures[:4]) or "- no failures"
+        prompt = ATTRIBUTE_PROMPT.format(scope=scope, failures=digest)
+        reply = self.llm.generate([[Message("system", TEACHER_ROLE), Message("user", prompt)]], 120)[0].text
+        analysis = " ".join(reply.split()) or digest
+        self.transcript.append(TeacherCall("attribute", prompt, reply, bool(reply.strip()), 1))
+        return f"{analysis}\nObserved: {digest}"
+
+    def rewrite(
+        self, skills: list[Skill], scope: str, analysis: str, card: dict, history: list[tuple[list[Skill], float]],
+        seed: int,
+    ) -> Rewrite:
+        best = "\n".join(f"reward {r:.3f}: {skills_json(s)}" for s, r in history) or "(none yet)"
+        prompt = REWRITE_PROMPT.format(
+            card=card_text(card), scope=scope, skills=skills_json(skills), analysis=analysis, history=best
+        )
+        prefix = "gen" if scope == "general" else scope.replace("-", "_")[:24]
+        original = skills_json(skills)
+        for attempt in range(1 + self.retries):
+            reply = self.llm.generate(
+                [[Message("system", TEACHER_ROLE), Message("user", prompt)]],
+                self.max_new_tokens,
+                temperature=0.0 if attempt == 0 else self.temperature,
+                seed=seed + attempt,
+                prefill='[{"skill_id": "',
+            )[0].text
+            try:
+                revised = parse_skill_list(reply, prefix)
+                if [s.principle for s in revised] == [s.principle for s in skills]:
+                    raise LibraryFormatError("reply repeats the input skills unchanged")
+                if len(skills_json(revised)) > 4 * len(original) + 400:
+                    raise LibraryFormatError("reply is far longer than the input (runaway generation)")
+            except LibraryFormatError as err:
+                self.transcript.append(TeacherCall("rewrite", prompt, reply, False, attempt + 1, str(err)))
+                continue
+            self.transcript.append(TeacherCall("rewrite", prompt, reply, True, attempt + 1))
+            return Rewrite(revised, "llm")
+        self.fallbacks += 1
+        return self.fallback.rewrite(skills, scope, analysis, card, history, seed)
+
+
+def transcript_records(calls: list[TeacherCall]) -> list[dict]:
+    return [asdict(c) for c in calls]
+
+
+TEACHER_ROLE = "You are a teacher who improves the skills that guide an AI agent. You answer precisely."
+
+WEAKNESS_PROMPT = """An agent driven by this model played a few preliminary episodes.
+Model card:
+{card}
+
+Episodes:
+{episodes}
+
+List at most three weaknesses of this model as an agent, one per line, starting with "-"."""
+
+ATTRIBUTE_PROMPT = """These episodes failed (scope: {scope}).
+{failures}
+
+In two sentences, name the behavioural deficiency that caused the failures (not the task procedure)."""
+
+REWRITE_PROMPT = """Improve the agent's {scope} skills for the model described by this card.
+Model card:
+{card}
+
+Current skills (JSON list):
+{skills}
+
+Failure analysis:
+{analysis}
+
+Best past skill lists with their rewards:
+{history}
+
+Write the revised skills as a JSON list of objects with keys "skill_id", "title", "principle", "when_to_apply".
+Keep them short and concrete. Output only the JSON list."""

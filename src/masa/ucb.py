@@ -1,0 +1,125 @@
+"""Stage 2: UCB1 tree search over one category's task skills (method.md).
+
+Nodes are task-skill sets, edges teacher rewrites. Selection descends from the root by
+UCB1(n) = mean(n) + C * sqrt(ln N_parent / N_n), where mean(n) averages the rewards evaluated at n and below
+it. A node keeps being expanded until it has ``max_children`` children (**ours**: the paper does not say when
+selection stops descending; a bounded branching factor is the usual rule for unbounded action spaces).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from masa.candidates import Candidate, load_candidates, save_candidates
+from masa.rollout import Evaluation
+from masa.skills import SkillLibrary
+from masa.teacher import Teacher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UCBConfig:
+    iterations: int = 10  # J
+    exploration: float = 1.4  # C
+    max_children: int = 3
+
+
+@dataclass
+class TreeResult:
+    best: Candidate
+    nodes: list[Candidate]
+
+
+def ucb1(node: Candidate, parent_visits: int, exploration: float) -> float:
+    if node.visits == 0:
+        return math.inf
+    return node.value_sum / node.visits + exploration * math.sqrt(math.log(parent_visits) / node.visits)
+
+
+def select(nodes: dict[str, Candidate], root_id: str, config: UCBConfig) -> Candidate:
+    """Descend from the root by UCB1 to the first node that can still take a child."""
+    node = nodes[root_id]
+    while len(node.children) >= config.max_children:
+        node = max(
+            (nodes[c] for c in node.children),
+            key=lambda child: (ucb1(child, node.visits, config.exploration), -child.iteration),
+        )
+    return node
+
+
+def backpropagate(nodes: dict[str, Candidate], leaf: Candidate, reward: float) -> None:
+    node: Candidate | None = leaf
+    while node is not None:
+        node.visits += 1
+        node.value_sum += reward
+        node = nodes.get(node.parent_id) if node.parent_id else None
+
+
+def best_node(nodes: list[Candidate]) -> Candidate:
+    """The best node by its own evaluated mean; ties go to the shallower, then the earlier node."""
+    return max(nodes, key=lambda n: (n.reward, -n.depth, -n.iteration))
+
+
+def search_task_skills(
+    library: SkillLibrary,
+    category: str,
+    evaluate: Callable[[SkillLibrary, str], Evaluation],
+    teacher: Teacher,
+    card: dict,
+    config: UCBConfig,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+) -> TreeResult:
+    """Search ``category``'s task skills with the rest of ``library`` (general skills) frozen."""
+    if checkpoint is not None and checkpoint.is_file():
+        nodes_list, state = load_candidates(checkpoint)
+        log.info("resuming UCB search of %s from %s at iteration %d", category, checkpoint, state["iteration"] + 1)
+    else:
+        root_eval = evaluate(library, f"stage2 {category} root")
+        root = Candidate(
+            "t0", "", 0, "task", category, library, root_eval.summary, root_eval.episodes, "initial",
+            visits=1, value_sum=root_eval.summary.reward_mean,
+        )
+        nodes_list, state = [root], {"iteration": 0}
+        _checkpoint(checkpoint, nodes_list, state)
+    nodes = {n.node_id: n for n in nodes_list}
+    while state["iteration"] < config.iterations:
+        iteration = state["iteration"] + 1
+        parent = select(nodes, "t0", config)
+        skills = parent.library.task_specific_skills.get(category, [])
+        analysis = teacher.attribute(parent.evaluation.failures, category)
+        siblings = [nodes[c] for c in parent.children]
+        rewrite = teacher.rewrite(
+            skills, category, analysis, card,
+            [(n.library.task_specific_skills.get(category, []), n.reward) for n in [parent, *siblings]],
+            seed + iteration,
+        )
+        child_library = parent.library.with_task_skills(category, rewrite.skills)
+        evaluation = evaluate(child_library, f"stage2 {category} iteration {iteration}")
+        child = Candidate(
+            f"t{iteration}", parent.node_id, iteration, "task", category, child_library, evaluation.summary,
+            evaluation.episodes, rewrite.source, depth=parent.depth + 1,
+        )
+        nodes[child.node_id] = child
+        parent.children.append(child.node_id)
+        backpropagate(nodes, child, child.reward)
+        log.info(
+            "stage2 %s iteration %d: expanded %s -> %s, R=%.4f (%s)",
+            category, iteration, parent.node_id, child.node_id, child.reward, rewrite.source,
+        )
+        state["iteration"] = iteration
+        _checkpoint(checkpoint, list(nodes.values()), state)
+    ordered = list(nodes.values())
+    best = best_node(ordered)
+    best.accepted = True
+    return TreeResult(best, ordered)
+
+
+def _checkpoint(path: Path | None, nodes: list[Candidate], state: dict) -> None:
+    if path is not None:
+        save_candidates(path, nodes, state)

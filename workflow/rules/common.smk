@@ -1,0 +1,64 @@
+# Config validation, wildcard constraints and the input/param helpers every stage shares.
+import re
+from pathlib import Path
+
+from masa.config import validate_config
+
+validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+
+BACKBONES = list(config["backbones"])
+ENVS = list(config["environments"])
+PROFILE_ENV = ENVS[0]
+HELDOUT = config["rewriter"]["heldout_categories"]
+METHODS = config["evaluation"]["methods"]
+RUN = {
+    "seed": config["seed"],
+    "noop_penalty": config["reward"]["noop_penalty"],
+    "retrieval": config["skills"]["retrieval"],
+    "cache_dir": config["cache_dir"],
+}
+
+
+wildcard_constraints:
+    backbone="|".join(map(re.escape, BACKBONES)),
+    env="|".join(map(re.escape, ENVS)),
+    method="|".join(METHODS),
+    category=r"[A-Za-z0-9_.-]+",
+    model=r"[A-Za-z0-9_.-]+",
+
+
+def categories(env):
+    return list(config["environments"][env]["tasks"])
+
+
+def searched_categories(env):
+    return [c for c in categories(env) if c not in HELDOUT]
+
+
+def model_folder(spec):
+    """The prepared local folder of a packaged model, or None for a path or a served model."""
+    return f"resources/models/{spec['packaged']}" if "packaged" in spec else None
+
+
+def backbone_model(wildcards):
+    folder = model_folder(config["backbones"][wildcards.backbone]["model"])
+    return {"model": folder} if folder else {}
+
+
+def teacher_model(wildcards):
+    if config["teacher"]["kind"] != "llm":
+        return {}
+    folder = model_folder(config["teacher"]["model"])
+    return {"teacher_model": folder} if folder else {}
+
+
+def backbone_param(wildcards):
+    return {"name": wildcards.backbone, "spec": config["backbones"][wildcards.backbone]}
+
+
+def env_param(wildcards):
+    return {"name": wildcards.env, **config["environments"][wildcards.env]}
+
+
+def base_library(wildcards):
+    return config["skills"]["base"][wildcards.env]

@@ -1,0 +1,37 @@
+# Held-out evaluation, one job per backbone x environment x method:
+# results/{backbone}/{env}/eval/{method}.json (summary with 95% bootstrap intervals, per-category
+# summaries, cost, and every episode). Instances come from the environment's test split, never searched.
+
+METHOD_LIBRARIES = {
+    "no_skill": None,
+    "base_skill": None,
+    "masa": "results/{backbone}/{env}/library.json",
+    "rewriter": "results/{backbone}/{env}/rewriter/library.json",
+}
+
+
+def method_library(wildcards):
+    path = METHOD_LIBRARIES[wildcards.method]
+    return {"library": path.format(**wildcards)} if path else {}
+
+
+rule evaluate_method:
+    input:
+        unpack(backbone_model),
+        unpack(method_library),
+        base=base_library,
+    output:
+        "results/{backbone}/{env}/eval/{method}.json",
+    log:
+        "logs/{backbone}/{env}/evaluate/{method}.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/evaluate/{method}.tsv"
+    threads: 1
+    params:
+        backbone=backbone_param,
+        env=env_param,
+        run=RUN,
+        evaluation=config["evaluation"],
+        method=lambda wildcards: wildcards.method,
+    script:
+        "../scripts/evaluate_method.py"

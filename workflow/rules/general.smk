@@ -1,0 +1,32 @@
+# Stage 1, general-skill hill climbing: results/{backbone}/{env}/general/
+#   library.json     the best library (general skills searched, task skills initial)
+#   candidates.json  every candidate with its evaluation (feeds the trajectory export)
+#   teacher.jsonl    every teacher prompt and reply
+# A checkpoint.json beside them lets a killed job resume from its last finished iteration.
+
+
+rule climb_general_skills:
+    input:
+        unpack(backbone_model),
+        unpack(teacher_model),
+        base=base_library,
+        card=rules.build_model_profile.output.card,
+    output:
+        library="results/{backbone}/{env}/general/library.json",
+        candidates="results/{backbone}/{env}/general/candidates.json",
+        transcript="results/{backbone}/{env}/general/teacher.jsonl",
+    log:
+        "logs/{backbone}/{env}/climb_general_skills.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/climb_general_skills.tsv"
+    threads: 1
+    params:
+        backbone=backbone_param,
+        env=env_param,
+        run=RUN,
+        teacher=config["teacher"],
+        search=config["hillclimb"],
+        heldout=HELDOUT,
+        checkpoint="results/{backbone}/{env}/general/checkpoint.json",
+    script:
+        "../scripts/climb_general_skills.py"

@@ -1,0 +1,26 @@
+# Model profile: results/{backbone}/profile/card.yaml (architecture read from the weights, provenance from
+# config, weaknesses summarised by the teacher from preliminary rollouts on dev-split instances), with the
+# rollouts and the teacher's transcript beside it.
+
+
+rule build_model_profile:
+    input:
+        unpack(backbone_model),
+        unpack(teacher_model),
+        base=config["skills"]["base"][PROFILE_ENV],
+    output:
+        card="results/{backbone}/profile/card.yaml",
+        rollouts="results/{backbone}/profile/rollouts.json",
+        transcript="results/{backbone}/profile/teacher.jsonl",
+    log:
+        "logs/{backbone}/build_model_profile.log",
+    benchmark:
+        "benchmarks/{backbone}/build_model_profile.tsv"
+    threads: 1
+    params:
+        backbone=backbone_param,
+        env={"name": PROFILE_ENV, **config["environments"][PROFILE_ENV]},
+        run=RUN,
+        teacher=config["teacher"],
+    script:
+        "../scripts/build_model_profile.py"

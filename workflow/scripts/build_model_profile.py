@@ -1,0 +1,20 @@
+"""Adapter: Snakemake rule build_model_profile -> masa.stages.search.build_model_profile."""
+
+from masa.runtime import prepare_process
+from masa.stages.search import build_model_profile
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+prepare_process(sm.log[0])
+build_model_profile(
+    backbone=sm.params.backbone,
+    env=sm.params.env,
+    run=sm.params.run,
+    teacher_spec=sm.params.teacher,
+    model_dir=getattr(sm.input, "model", None),
+    teacher_model_dir=getattr(sm.input, "teacher_model", None),
+    base_library=sm.input.base,
+    card_path=sm.output.card,
+    rollouts_path=sm.output.rollouts,
+    transcript_path=sm.output.transcript,
+    threads=sm.threads,
+)
