@@ -30,6 +30,8 @@ def test_default_config_validates_and_gets_defaults():
         (lambda c: c["teacher"]["model"].update(path="/x"), r"teacher.model: give exactly one of"),
         (lambda c: c["rewriter"].update(heldout_categories=["boil"]),
          r"rewriter.heldout_categories: 'boil' is not a task"),
+        (lambda c: c["backbones"]["smollm2-135m"].update(model={"backend": "openai", "model": "m", "base_url": "u"}),
+         r"backbones.smollm2-135m.agent.policy: 'score' needs log-probabilities"),
         (lambda c: c["skills"]["base"].pop("scienceworld"), r"skills.base: no base library for environment"),
     ],
 )

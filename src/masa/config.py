@@ -61,6 +61,12 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
     for env in config["environments"]:
         if env not in config["skills"]["base"]:
             problems.append(f"skills.base: no base library for environment '{env}'; add skills.base.{env}")
+    for name, backbone in config["backbones"].items():
+        if backbone["model"].get("backend") == "openai" and backbone.get("agent", {}).get("policy") == "score":
+            problems.append(
+                f"backbones.{name}.agent.policy: 'score' needs log-probabilities a chat server does not give; "
+                "use policy: generate, or the transformers/vllm backend"
+            )
     categories = {t for env in config["environments"].values() for t in env.get("tasks", [])}
     for cat in config.get("rewriter", {}).get("heldout_categories", []):
         if cat not in categories:

@@ -40,6 +40,8 @@ def prepare_process(log_path: str | None = None, level: int = logging.INFO) -> N
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
     )
+    # py4j (ScienceWorld's bridge) logs harmless shutdown tracebacks at INFO level.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: int | None = None) -> LLM:

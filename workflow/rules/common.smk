@@ -62,3 +62,30 @@ def env_param(wildcards):
 
 def base_library(wildcards):
     return config["skills"]["base"][wildcards.env]
+
+
+def category_libraries(wildcards):
+    return {
+        c: f"results/{wildcards.backbone}/{wildcards.env}/task/{c}/library.json"
+        for c in searched_categories(wildcards.env)
+    }
+
+
+def search_records(wildcards):
+    return [rules.climb_general_skills.output.candidates.format(**wildcards)] + [
+        rules.search_task_skills.output.tree.format(category=c, **wildcards)
+        for c in searched_categories(wildcards.env)
+    ]
+
+
+METHOD_LIBRARIES = {
+    "no_skill": None,
+    "base_skill": None,
+    "masa": "results/{backbone}/{env}/library.json",
+    "rewriter": "results/{backbone}/{env}/rewriter/library.json",
+}
+
+
+def method_library(wildcards):
+    path = METHOD_LIBRARIES[wildcards.method]
+    return {"library": path.format(**wildcards)} if path else {}

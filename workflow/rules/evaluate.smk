@@ -2,18 +2,6 @@
 # results/{backbone}/{env}/eval/{method}.json (summary with 95% bootstrap intervals, per-category
 # summaries, cost, and every episode). Instances come from the environment's test split, never searched.
 
-METHOD_LIBRARIES = {
-    "no_skill": None,
-    "base_skill": None,
-    "masa": "results/{backbone}/{env}/library.json",
-    "rewriter": "results/{backbone}/{env}/rewriter/library.json",
-}
-
-
-def method_library(wildcards):
-    path = METHOD_LIBRARIES[wildcards.method]
-    return {"library": path.format(**wildcards)} if path else {}
-
 
 rule evaluate_method:
     input:
@@ -26,6 +14,8 @@ rule evaluate_method:
         "logs/{backbone}/{env}/evaluate/{method}.log",
     benchmark:
         "benchmarks/{backbone}/{env}/evaluate/{method}.tsv"
+    conda:
+        "../../envs/masa.yaml"
     threads: 1
     params:
         backbone=backbone_param,

@@ -2,13 +2,6 @@
 # Stage 1 and of every Stage 2 tree (schema: masa.stages.export.TRAJECTORY_COLUMNS, README).
 
 
-def search_records(wildcards):
-    return [rules.climb_general_skills.output.candidates.format(**wildcards)] + [
-        rules.search_task_skills.output.tree.format(category=c, **wildcards)
-        for c in searched_categories(wildcards.env)
-    ]
-
-
 rule export_trajectories:
     input:
         search_records,
@@ -19,6 +12,8 @@ rule export_trajectories:
     benchmark:
         "benchmarks/{backbone}/{env}/export_trajectories.tsv"
     localrule: True
+    conda:
+        "../../envs/masa.yaml"
     params:
         backbone=lambda wildcards: wildcards.backbone,
         env=lambda wildcards: wildcards.env,

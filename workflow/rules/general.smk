@@ -19,6 +19,8 @@ rule climb_general_skills:
         "logs/{backbone}/{env}/climb_general_skills.log",
     benchmark:
         "benchmarks/{backbone}/{env}/climb_general_skills.tsv"
+    conda:
+        "../../envs/masa.yaml"
     threads: 1
     params:
         backbone=backbone_param,

@@ -9,6 +9,8 @@ rule prepare_model:
         "logs/prepare_model/{model}.log",
     benchmark:
         "benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../../envs/masa.yaml"
     params:
         model=lambda wildcards: wildcards.model,
     script:

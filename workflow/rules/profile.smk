@@ -16,6 +16,8 @@ rule build_model_profile:
         "logs/{backbone}/build_model_profile.log",
     benchmark:
         "benchmarks/{backbone}/build_model_profile.tsv"
+    conda:
+        "../../envs/masa.yaml"
     threads: 1
     params:
         backbone=backbone_param,

@@ -23,6 +23,8 @@ rule report:
     benchmark:
         "benchmarks/report.tsv"
     localrule: True
+    conda:
+        "../../envs/masa.yaml"
     params:
         notes={
             "noop_penalty": config["reward"]["noop_penalty"],

@@ -19,6 +19,8 @@ rule search_task_skills:
         "logs/{backbone}/{env}/search_task_skills/{category}.log",
     benchmark:
         "benchmarks/{backbone}/{env}/search_task_skills/{category}.tsv"
+    conda:
+        "../../envs/masa.yaml"
     threads: 1
     params:
         backbone=backbone_param,
@@ -32,13 +34,6 @@ rule search_task_skills:
         "../scripts/search_task_skills.py"
 
 
-def category_libraries(wildcards):
-    return {
-        c: f"results/{wildcards.backbone}/{wildcards.env}/task/{c}/library.json"
-        for c in searched_categories(wildcards.env)
-    }
-
-
 rule merge_library:
     input:
         unpack(category_libraries),
@@ -50,6 +45,8 @@ rule merge_library:
     benchmark:
         "benchmarks/{backbone}/{env}/merge_library.tsv"
     localrule: True
+    conda:
+        "../../envs/masa.yaml"
     params:
         categories=lambda wildcards: searched_categories(wildcards.env),
     script:

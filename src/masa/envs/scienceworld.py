@@ -1,0 +1,730 @@
+"""ScienceWorld adapter: a lazily started JVM, cheap steps, and a short candidate list tiny models can score.
+
+ScienceWorld offers hundreds to thousands of "valid" action strings per step, most of them useless ("mix
+kitchen", "pour chair into red box"). Backbones of 135M-270M parameters choose by scoring every candidate's
+log-likelihood, so the adapter ranks the valid actions and keeps at most ``max_candidates``: ``look
+around``, a guarded ``focus on``, one way to reach every other room, object actions ranked by how much they
+touch the task's words and the object class it asks for, and ``wait1``.
+
+Speed: the wrapper's ``ScienceWorldEnv.step`` rebuilds the valid-action list (a Java list crossed element by
+element) and two free actions on every call (100-140 ms). The adapter talks to the Java server directly:
+``step``, score and free look/inventory (3-20 ms), then one JSON call for the valid actions (it carries the
+object and type ids the ranking needs), cached by the visible state so a repeated state costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
+
+SPLITS = ("train", "dev", "test")
+WON_SCORE = 100
+FOCUS_SLOTS = 5  # guarded focus actions offered at once (find-plant's greenhouse: 3 plants and 5 bees)
+VALID_CACHE = 64  # visible states remembered per episode
+
+# Replies meaning the input was not understood; the ambiguity prompt is handled separately.
+NOT_UNDERSTOOD = ("No known action matches", "Unknown action")
+AMBIGUOUS = "Ambiguous request"
+CANCELLED = "\n(Cancelled: the action was ambiguous. Use one of the listed actions.)"
+# The simulator's refusals (strings of its action classes). After one the world is as it was, whatever the
+# room text says: plants keep growing meanwhile, and electrical connections never show in it.
+REFUSAL = re.compile(
+    r"already (?:open|closed|activated|deactivated|connected|flushing|appears to be in)|is not |isn't |"
+    r"can't |cannot |not clear how|not sure how|does not |doesn't |nothing to pour|appears broken"
+)
+WORLD_VERBS = (
+    "open ", "close ", "pick up ", "put down ", "move ", "pour ", "mix ", "activate ", "deactivate ",
+    "connect ", "disconnect ", "eat ", "use ", "go ", "teleport ", "dunk ", "flush ",
+)  # fmt: skip
+ONE_OBJECT_VERBS = (
+    "look at ", "look in ", "focus on ", "pick up ", "put down ", "open ", "close ", "activate ",
+    "deactivate ", "eat ", "flush ", "mix ", "read ", "go to ", "teleport to ",
+)  # fmt: skip
+NAVIGATION = ("go to ", "teleport to ", "open door to ")
+NEVER_OFFERED = frozenset({"reset task", "task", "wait"})  # restarts, ten ticks, the prompt again
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "of",
+        "on",
+        "in",
+        "to",
+        "is",
+        "it",
+        "its",
+        "and",
+        "or",
+        "if",
+        "then",
+        "first",
+        "next",
+        "your",
+        "task",
+        "you",
+        "when",
+        "are",
+        "be",
+        "done",
+        "this",
+        "that",
+        "find",
+        "focus",
+        "move",
+        "place",
+        "put",
+        "use",
+        "which",
+        "with",
+        "will",
+        "by",
+        "from",
+        "for",
+        "at",
+        "as",
+        "after",
+        "before",
+        "into",
+        "located",
+        "around",
+        "part",
+        "way",
+        "completely",
+        "created",
+        "cause",
+        "take",
+        "actions",
+        "action",
+        "make",
+        "changes",
+        "environment",
+        "state",
+        "matter",
+        "determine",
+        "whether",
+        "two",
+        "most",
+        "least",
+        "thing",
+        "things",
+    }
+)
+COLOURS = frozenset(
+    {
+        "red",
+        "green",
+        "blue",
+        "orange",
+        "yellow",
+        "purple",
+        "violet",
+        "brown",
+        "black",
+        "white",
+        "grey",
+        "gray",
+    }
+)
+LIFE_STAGE_WORDS = frozenset({"adult", "baby", "juvenile", "egg", "seed", "seedling", "reproducing", "stage"})
+# Kinds of objects, by the last part of ScienceWorld's class name.
+STRUCTURAL = frozenset(
+    {
+        "Agent",
+        "InventoryContainer",
+        "Location",
+        "Outside",
+        "Room",
+        "Universe",
+        "Door",
+        "LiquidDrain",
+        "Portal",
+        "Air",
+    }
+)
+APPLIANCES = frozenset(
+    {
+        "Bathtub",
+        "BlastFurnace",
+        "Freezer",
+        "Fridge",
+        "Oven",
+        "Sink",
+        "Stove",
+        "Toilet",
+        "UltraColdFreezer",
+        "HotPlate",
+        "Ground",
+        "FirePit",
+        "Fountain",
+        "Hole",
+        "Sewer",
+        "InclinedPlane",
+    }
+)
+NOT_ORGANISMS = frozenset({"Soil", "Pollen"})  # classes under livingthing.plant that are not organisms
+CLASS_PHRASES = {
+    "living thing": "living",
+    "non-living thing": "nonliving",
+    "animal": "animal",
+    "plant": "plant",
+}
+CLASS_KINDS = {
+    "animal": ("animal",),
+    "plant": ("plant",),
+    "living": ("animal", "plant", "living"),
+    "nonliving": ("item", "container", "furniture"),  # movable, so GoalFocusOnNonlivingThing accepts them
+}
+CHANGE_OF_STATE = r"your task is to (?:boil|melt|freeze|change the state of matter of) ([^.]+)\."
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", text.lower())
+
+
+def content_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in words(text) if w not in STOPWORDS and not w.isdigit())
+
+
+def head_phrase(referent: str) -> str:
+    """Own name: "cup containing blue paint in art studio" -> "cup", "orange in bowl" -> "orange"."""
+    return re.split(r" (?:in|containing|on) ", referent, maxsplit=1)[0]
+
+
+def current_room(look: str) -> str:
+    """The room's name, from "This room is called the kitchen." or "... is called the outside."."""
+    match = re.search(r"is called the ([^.\n]+)\.", look)
+    return match.group(1).strip() if match else ""
+
+
+def tie_break(seed: int, text: str) -> int:
+    """A stable pseudo-random order among equally ranked actions (no RNG state: the same on every run)."""
+    return zlib.crc32(f"{seed}:{text}".encode())
+
+
+@dataclass(frozen=True)
+class TypeTable:
+    """ScienceWorld's object type ids -> class names (the package ships them as object_type_ids.tsv)."""
+
+    names: dict[int, str]
+
+    @classmethod
+    def load(cls) -> TypeTable:
+        import scienceworld
+
+        path = Path(scienceworld.__file__).with_name("object_type_ids.tsv")
+        pairs = (line.rsplit("\t", 1) for line in path.read_text().splitlines() if "\t" in line)
+        return cls({int(idx): name for name, idx in pairs})
+
+    def kind(self, type_id: int) -> str:
+        """animal, plant, living, structural, appliance, box, furniture, container, substance or item."""
+        full = self.names.get(type_id, "")
+        short = full.rsplit(".", 1)[-1]
+        if ".livingthing.animals." in full:
+            return "animal"
+        if ".livingthing.plant." in full and short not in NOT_ORGANISMS:
+            return "plant"
+        if short == "LivingThing":
+            return "living"
+        if short in STRUCTURAL:
+            return "structural"
+        if short in APPLIANCES:
+            return "appliance"
+        if short == "AnswerBox":
+            return "box"
+        if ".containers.furniture." in full or short == "BookShelf":
+            return "furniture"
+        if ".containers." in full:
+            return "container"
+        if ".substance." in full and ".food." not in full and not short.endswith(("Block", "Brick")):
+            return "substance"
+        return "item"
+
+
+@dataclass(frozen=True)
+class ValidAction:
+    text: str
+    obj_ids: tuple[int, ...]
+    kinds: tuple[str, ...]
+
+
+Target = str | frozenset[str]  # an object class ("animal") or the words naming one ({"red", "light", "bulb"})
+
+
+@dataclass(frozen=True)
+class TaskProfile:
+    """What the task description asks to act on, parsed once per episode.
+
+    ``focus_steps`` lists the task's "focus on ..." targets in the order the description gives them
+    ("First, focus on the thermometer. Next, focus on the chocolate. If ..., focus on the blue box. If ...,
+    focus on the orange box." -> thermometer; chocolate; blue box or orange box): a focus out of order fails
+    the task as surely as a wrong one. Generic phrases the simulator checks by class ("find a(n) living
+    thing", "the animal with the longest life span") become classes; "the substance" becomes the named one.
+    """
+
+    words: frozenset[str]
+    target_class: str | None
+    focus_steps: tuple[tuple[Target, ...], ...]
+    focus_budget: int  # successful focuses the task needs; none is offered after that many
+
+    @classmethod
+    def parse(cls, description: str, world_words: frozenset[str] = frozenset()) -> TaskProfile:
+        """``world_words``: every word naming an object of this episode, to drop adjectives no name has."""
+        text = description.lower().replace("task description:", " ")
+        found = re.search(r"find a\(n\) ([^.]+)\.", text)
+        target_class = CLASS_PHRASES.get(found.group(1).strip()) if found else None
+        named = re.search(CHANGE_OF_STATE, text)
+        resolved = {"substance": named.group(1) if named else None}
+        steps: list[tuple[Target, ...]] = []
+        after_condition = False
+        for sentence in re.split(r"(?<=\.)\s+", text):
+            for mention in re.findall(r"focus on (?:the |a |an |a\(n\) )?([^.,;]+)", sentence):
+                phrase = resolved.get(mention.strip()) or mention.strip()
+                target = target_class if phrase == "thing" else focus_target(phrase, world_words)
+                if target is None:
+                    continue
+                condition = sentence.strip().startswith("if ")
+                if condition and after_condition:  # "If ..., focus on X. If ..., focus on Y.": alternatives
+                    steps[-1] += (target,)
+                else:
+                    steps.append((target,))
+                after_condition = condition
+        classes = [t for step in steps for t in step if isinstance(t, str)]
+        stages = re.search(r"focus on the (\d+) ", text)
+        budget = max(len(steps), int(stages.group(1)) if stages else 0, 1)
+        return cls(content_words(text), target_class or next(iter(classes), None), tuple(steps), budget)
+
+    def focus_allowed(self, names: tuple[str, ...], kind: str, step: int) -> bool:
+        """The focus guard: a wrong ``focus on`` ends the episode at -100, so offer only safe targets.
+
+        Only the targets of the next focus step pass (the last step repeats: "the 4 life stages"). Classes
+        follow the simulator's own checks (GoalFocusOnAnimal / Plant / LivingThing / NonlivingThing):
+        animals, plants, any organism, or, for "non-living thing", a movable non-living object (air,
+        liquids and appliances would only waste the focus: they never reach the answer box). A named
+        target ("the red light bulb", "water") needs every word of the phrase in one of the object's own
+        names: its valid-list name, or a referent extending it ("unknown substance b" for the listed
+        "unknown substance"). So "blue paint" never passes for "green paint", the anode of the red light
+        bulb never for the bulb, and the answer box a find task names (a destination) is never offered.
+        """
+        if not self.focus_steps or step >= self.focus_budget:
+            return False
+        owns = [set(words(head_phrase(name))) for name in names]
+        for target in self.focus_steps[min(step, len(self.focus_steps) - 1)]:
+            if isinstance(target, str) and kind in CLASS_KINDS[target]:
+                return True
+            if not isinstance(target, str) and any(target <= own for own in owns):
+                return True
+        return False
+
+    def relevance(self, referent: str, kind: str) -> float:
+        """Task words in the object's own name, plus one if it is of the class the task asks for."""
+        hits = len(set(words(head_phrase(referent))) & self.words)
+        return hits + float(self.target_class is not None and kind in CLASS_KINDS[self.target_class])
+
+    def named_words(self, actions: list[ValidAction]) -> set[str]:
+        """Words naming what the task is about: its named focus targets, the visible things of its class."""
+        wanted: set[str] = {w for step in self.focus_steps for t in step if not isinstance(t, str) for w in t}
+        if self.target_class and self.target_class != "nonliving":
+            for action in actions:
+                if action.text.startswith("look at ") and action.kinds[0] in CLASS_KINDS[self.target_class]:
+                    wanted |= set(words(head_phrase(action.text.removeprefix("look at ")))) - LIFE_STAGE_WORDS
+        return wanted
+
+
+def focus_target(phrase: str, world_words: frozenset[str]) -> Target | None:
+    """A class for the generic phrases, else the content words of the phrase (None if there are none)."""
+    head = phrase.split(" with ")[0].strip()
+    if head in CLASS_PHRASES:
+        return CLASS_PHRASES[head]
+    wanted = content_words(phrase) - {"substance", "life", "stage", "stages"}
+    if world_words:  # "the grown apple" -> apple: no object is named "grown"
+        wanted = frozenset(w for w in wanted if w in world_words or w in COLOURS)
+    return wanted or None
+
+
+@dataclass(frozen=True)
+class View:
+    """One state as the candidate builder sees it."""
+
+    actions: list[ValidAction]
+    held: frozenset[int]  # ids of the objects in the inventory (at any depth)
+    look: str
+    focus_step: int  # successful focuses so far: which of the task's focus steps comes next
+    focused: frozenset[str] = frozenset()  # names of the objects focused on so far
+    aliases: dict[int, tuple[str, ...]] = field(default_factory=dict)  # object id -> all its referents
+
+
+@dataclass(frozen=True)
+class Obj:
+    """One object of a valid action, as the ranking sees it."""
+
+    name: str
+    kind: str
+    held: bool
+    relevance: float
+
+
+@dataclass
+class CandidateBuilder:
+    """Ranks one state's valid actions into a short list (see the module docstring)."""
+
+    types: TypeTable
+    max_candidates: int
+    focus_guard: bool
+    seed: int
+
+    def build(self, view: View, profile: TaskProfile) -> tuple[str, ...]:
+        texts = {a.text for a in view.actions}
+        head = ["look around"] if "look around" in texts else []
+        if self.focus_guard:
+            head += self._guarded_focus(view, profile)
+        head += self._navigation(view.actions, current_room(view.look))
+        tail = ["wait1"] if "wait1" in texts else []  # processes (heating, growing) need time to run
+        room = self.max_candidates - len(tail)
+        chosen = head[:room]
+        for text in self._ranked(view, profile):
+            if len(chosen) >= room:
+                break
+            if text not in chosen and text not in tail:
+                chosen.append(text)
+        return tuple((chosen + tail)[: self.max_candidates])
+
+    def _guarded_focus(self, view: View, profile: TaskProfile) -> list[str]:
+        """Safe focus targets (``TaskProfile.focus_allowed``), never one already focused on: in tasks with
+        several focus steps ("First, focus on the thermometer. Next, ...") a repeated focus fails the task."""
+        safe = []
+        for action in view.actions:
+            target = action.text.removeprefix("focus on ")
+            if target == action.text or head_phrase(target) in view.focused:
+                continue
+            aliases = [
+                a for a in view.aliases.get(action.obj_ids[0], ()) if a.startswith(head_phrase(target))
+            ]
+            if profile.focus_allowed((target, *aliases), action.kinds[0], view.focus_step):
+                safe.append(action.text)
+        return sorted(safe, key=lambda t: tie_break(self.seed, t))[:FOCUS_SLOTS]
+
+    @staticmethod
+    def _navigation(actions: list[ValidAction], room: str) -> list[str]:
+        """One action per other room: walk through an open door, else open a closed one, else teleport."""
+        texts = sorted(a.text for a in actions if a.kinds == ("structural",))
+        walk = [t for t in texts if t.startswith("go to ") and not re.search(r"^go to door| door$", t)]
+        reached = {t.removeprefix("go to ") for t in walk} | {room}
+        doors = [
+            t
+            for t in texts
+            if t.startswith("open door to ") and t.removeprefix("open door to ") not in reached
+        ]
+        reached |= {t.removeprefix("open door to ") for t in doors}
+        far = [
+            t for t in texts if t.startswith("teleport to ") and t.removeprefix("teleport to ") not in reached
+        ]
+        return walk + doors + far
+
+    def _ranked(self, view: View, profile: TaskProfile) -> list[str]:
+        names = object_names(view.actions)
+        bonus = container_bonus(profile.named_words(view.actions), view.look) | dict.fromkeys(
+            view.focused, 2.0
+        )
+        scored: list[tuple[float, int, str]] = []
+        for action in view.actions:
+            if action.text.startswith(NAVIGATION) or (
+                self.focus_guard and action.text.startswith("focus on ")
+            ):
+                continue
+            objs = []
+            for obj_id, kind in zip(action.obj_ids, action.kinds, strict=True):
+                name = names.get(obj_id, "")
+                relevance = profile.relevance(name, kind) + bonus.get(head_phrase(name), 0.0)
+                objs.append(Obj(name, kind, obj_id in view.held, relevance))
+            value = action_value(action.text, objs)
+            if value is not None and value > 0:
+                scored.append((-value, tie_break(self.seed, action.text), action.text))
+        return [text for _, _, text in sorted(scored)]
+
+
+def object_names(actions: list[ValidAction]) -> dict[int, str]:
+    """Each visible object's unique name, read off its one-object actions ("look at X" -> X)."""
+    names: dict[int, str] = {}
+    for action in actions:
+        if len(action.obj_ids) == 1 and action.obj_ids[0] not in names:
+            verb = next((v for v in ONE_OBJECT_VERBS if action.text.startswith(v)), None)
+            if verb:
+                names[action.obj_ids[0]] = action.text.removeprefix(verb)
+    return names
+
+
+def container_bonus(wanted: set[str], look: str) -> dict[str, float]:
+    """Containers whose contents the room text ties to the task rank like the thing they hold.
+
+    "a flower pot 8 (containing a cherry tree in the adult stage, soil)" in a find-plant task: carrying the
+    pot is how the gold path moves a plant; "a metal pot (containing water)" when the task is to boil water.
+    """
+    bonus = {}
+    for name, contents in re.findall(r"\ban? ([^\n(]+?) \(containing ([^)]*)\)", look.lower()):
+        if wanted & (set(words(contents)) - LIFE_STAGE_WORDS - STOPWORDS):
+            bonus[name.strip()] = 1.0
+    return bonus
+
+
+def action_value(text: str, objs: list[Obj]) -> float | None:
+    """Verb prior + 3 x task relevance of the objects involved; None for actions never worth offering.
+
+    The rules encode what ScienceWorld's valid list does not: carrying furniture, pouring a chair or mixing
+    a butterfly is "valid" but useless, and eating, dunking or flushing things destroys them.
+    """
+    if text == "inventory":
+        return 0.2
+    if not objs or any(o.kind == "structural" for o in objs):
+        return None
+    first, relevance = objs[0], 3 * sum(o.relevance for o in objs)
+    if text.startswith("pick up "):
+        if first.held or first.kind in ("appliance", "box"):
+            return None
+        return (0.5 if first.kind == "furniture" else 2.0) + relevance
+    if text.startswith("move "):
+        source, target = objs
+        if not (source.held or source.relevance) or source.kind in ("appliance", "box"):
+            return None
+        if target.kind not in ("box", "container", "furniture", "appliance"):
+            return None
+        return 1.0 + 2 * source.held + 3 * target.relevance + source.relevance
+    if text.startswith("focus on "):  # reached only with the focus guard off
+        return 0.1 + relevance
+    if text.startswith(("open ", "activate ")):
+        return 0.5 + relevance
+    if text.startswith("read ") and first.kind == "item":
+        return 0.5 + relevance
+    if text.startswith("put down ") and first.held:
+        return relevance or 0.1
+    return _value_if_relevant(text, objs, relevance)
+
+
+def _value_if_relevant(text: str, objs: list[Obj], relevance: float) -> float | None:
+    """Actions offered only when they touch the task: pour, mix, use, connect, look at / in, deactivate."""
+    if not relevance:
+        return None
+    first = objs[0]
+    if text.startswith("pour "):
+        filled = "containing" in first.name and "containing nothing" not in first.name
+        pourable = first.kind == "substance" or filled
+        return relevance if pourable and objs[1].kind in ("container", "appliance") else None
+    if text.startswith("mix "):
+        return relevance if first.kind == "container" else None
+    if text.startswith("use "):
+        return relevance if first.held else None
+    if text.startswith(("connect ", "disconnect ", "deactivate ", "look at ")):
+        return relevance - 1
+    if text.startswith("look in ") and first.kind in ("container", "furniture", "appliance"):
+        return relevance - 1
+    return None
+
+
+@dataclass
+class _Episode:
+    task: TaskInstance
+    description: str
+    profile: TaskProfile
+    steps: int = 0
+    focus_done: int = 0
+    focused: frozenset[str] = frozenset()
+    aliases: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    last_text: str = ""
+    snapshot: tuple[str, str, int] = ("", "", 0)  # look, inventory, raw score
+    over: bool = False
+    valid_cache: OrderedDict[tuple[str, str], tuple[list[ValidAction], frozenset[int]]] = field(
+        default_factory=OrderedDict
+    )
+
+
+class ScienceWorld(Environment):
+    """ScienceWorld behind the ``Environment`` interface; categories are ScienceWorld task names.
+
+    Instances are variation indices from ScienceWorld's own train/dev/test split. Scores are progress in
+    [0, 1] (a failed task's -100 maps to 0); ``won`` means the simulator's score reached 100.
+    """
+
+    name = "scienceworld"
+
+    def __init__(
+        self,
+        tasks: list[str],
+        max_steps: int,
+        simplifications: str = "easy",
+        max_candidates: int = 30,
+        heap_mb: int = 512,
+        focus_guard: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.tasks = list(tasks)
+        self.max_steps = max_steps
+        self.simplifications = simplifications
+        self.heap_mb = heap_mb
+        self.seed = seed
+        self.builder = CandidateBuilder(TypeTable.load(), max_candidates, focus_guard, seed)
+        self._env: Any = None
+        self._splits: dict[str, dict[str, list[int]]] = {}
+        self._episode: _Episode | None = None
+
+    # --- JVM -----------------------------------------------------------------------------------------------
+    def _server(self) -> Any:
+        """Start the JVM on first use. py4j launches java as a subprocess inheriting our environment, so
+        JAVA_TOOL_OPTIONS caps its heap (the JVM default is a quarter of the machine's RAM)."""
+        if self._env is None:
+            from scienceworld import ScienceWorldEnv
+
+            previous = os.environ.get("JAVA_TOOL_OPTIONS")
+            os.environ["JAVA_TOOL_OPTIONS"] = f"{previous or ''} -Xmx{self.heap_mb}m".strip()
+            try:
+                self._env = ScienceWorldEnv("", envStepLimit=10**9)  # the step budget is enforced here
+            finally:
+                if previous is None:
+                    os.environ.pop("JAVA_TOOL_OPTIONS", None)
+                else:
+                    os.environ["JAVA_TOOL_OPTIONS"] = previous
+        return self._env.server
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        self._episode = None
+
+    # --- tasks ---------------------------------------------------------------------------------------------
+    def categories(self) -> list[str]:
+        return list(self.tasks)
+
+    def instances(self, category: str, split: str) -> list[TaskInstance]:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r} (expected one of {SPLITS})")
+        return [TaskInstance(self.name, category, str(v), split) for v in self._variations(category)[split]]
+
+    def _variations(self, category: str) -> dict[str, list[int]]:
+        """The simulator answers split queries only for a loaded task, so load variation 0 once per task."""
+        if category not in self._splits:
+            server = self._server()
+            server.load(category, 0, self.simplifications, False)
+            self._episode = None
+            self._splits[category] = {
+                "train": sorted(int(v) for v in server.getVariationsTrain()),
+                "dev": sorted(int(v) for v in server.getVariationsDev()),
+                "test": sorted(int(v) for v in server.getVariationsTest()),
+            }
+        return self._splits[category]
+
+    def gold_path(self, task: TaskInstance) -> list[str]:
+        """The simulator's gold action sequence for ``task`` (for tests and candidate-coverage checks)."""
+        server = self._server()
+        server.load(task.category, int(task.instance), self.simplifications, True)
+        self._episode = None
+        return [str(a) for a in server.getGoldActionSequence()]
+
+    # --- episodes ------------------------------------------------------------------------------------------
+    def reset(self, task: TaskInstance) -> Observation:
+        server = self._server()
+        server.load(task.category, int(task.instance), self.simplifications, False)
+        description = str(server.getTaskDescription())
+        world = json.loads(server.getAllObjectIdsTypesReferentsLUTJSON())
+        world_words = frozenset(w for obj in world.values() for r in obj["referents"] for w in words(r))
+        episode = _Episode(task, description, TaskProfile.parse(description, world_words))
+        episode.aliases = {int(k): tuple(obj["referents"]) for k, obj in world.items()}
+        look = str(server.step("look around"))  # the wrapper's reset makes the same first move
+        episode.last_text = look
+        episode.snapshot = snapshot(server)
+        self._episode = episode
+        return Observation(f"{description}\n\n{look}", description, self._candidates(server, episode))
+
+    def step(self, action: str) -> StepOutcome:
+        episode = self._episode
+        if episode is None or episode.over:
+            raise RuntimeError("no running episode: call reset() first")
+        server = self._server()
+        action = action.strip()
+        before = episode.snapshot
+        text = str(server.step(action))
+        ambiguous = text.startswith(AMBIGUOUS)
+        if ambiguous:  # the simulator now waits for a number; any other input cancels, else it eats an action
+            server.step("")
+            text = text.rstrip() + CANCELLED
+        episode.steps += 1
+        episode.snapshot = after = snapshot(server)
+        raw = after[2]
+        if action.startswith("focus on ") and raw > before[2]:
+            episode.focus_done += 1
+            episode.focused |= {head_phrase(action.removeprefix("focus on "))}
+        refused = action.startswith(WORLD_VERBS) and raw == before[2] and REFUSAL.search(text) is not None
+        repeated = before == after and text == episode.last_text  # e.g. a second "look around"
+        no_op = ambiguous or text.startswith(NOT_UNDERSTOOD) or refused or repeated
+        episode.last_text = text
+        won = raw >= WON_SCORE
+        done = bool(server.getCompleted()) or won or raw < 0 or episode.steps >= self.max_steps
+        episode.over = done
+        candidates = () if done else self._candidates(server, episode)
+        observation = Observation(text, episode.description, candidates)
+        return StepOutcome(observation, max(raw, 0) / 100, done, won, no_op)
+
+    def _candidates(self, server: Any, episode: _Episode) -> tuple[str, ...]:
+        actions, held = self._valid_actions(server, episode)
+        view = View(actions, held, episode.snapshot[0], episode.focus_done, episode.focused, episode.aliases)
+        return self.builder.build(view, episode.profile)
+
+    def _valid_actions(self, server: Any, episode: _Episode) -> tuple[list[ValidAction], frozenset[int]]:
+        """The valid actions on reachable objects, and the held objects, cached by room and inventory text."""
+        key = episode.snapshot[:2]
+        if key in episode.valid_cache:
+            episode.valid_cache.move_to_end(key)
+            return episode.valid_cache[key]
+        kind = self.builder.types.kind
+        actions = [
+            ValidAction(d["action"], tuple(d["obj_ids"]), tuple(kind(t) for t in d["type_ids"]))
+            for d in json.loads(server.getValidActionObjectCombinationsJSON())["validActions"]
+            if d["action"] not in NEVER_OFFERED
+        ]
+        in_view = {int(k) for k in json.loads(server.getPossibleObjectReferentLUTJSON())}
+        held = held_objects(actions, in_view, episode.snapshot[1])
+        reachable = (
+            in_view
+            | held
+            | {o for a in actions for o, k in zip(a.obj_ids, a.kinds, strict=True) if k == "structural"}
+        )
+        entry = [a for a in actions if reachable.issuperset(a.obj_ids)], frozenset(held)
+        episode.valid_cache[key] = entry
+        if len(episode.valid_cache) > VALID_CACHE:
+            episode.valid_cache.popitem(last=False)
+        return entry
+
+
+def held_objects(actions: list[ValidAction], in_view: set[int], inventory: str) -> set[int]:
+    """Ids of the objects in the inventory, found by name in the inventory text.
+
+    Needed because the valid list also names objects shut inside closed containers (bees in the hive, cups
+    in a closed cupboard), which the parser then rejects ("No known action matches that input."; 12% of a
+    30-action list in find-* rooms). The simulator's referent table covers what is in view in the room
+    (5 ms), not the inventory; anything else is reachable only if the inventory holds it.
+    """
+    held_words = set(words(inventory))
+    held = set()
+    for action in actions:
+        if len(action.obj_ids) != 1 or action.obj_ids[0] in in_view:
+            continue
+        if action.text.startswith("put down "):
+            held.add(action.obj_ids[0])
+        elif action.text.startswith("look at "):
+            name = set(words(head_phrase(action.text.removeprefix("look at ")))) - LIFE_STAGE_WORDS
+            if name and name <= held_words:
+                held.add(action.obj_ids[0])
+    return held
+
+
+def snapshot(server: Any) -> tuple[str, str, int]:
+    """What the agent can observe for free: the room, the inventory and the raw score (-100..100)."""
+    score = round(100 * float(server.getScore()))
+    return str(server.freeActionLook()), str(server.freeActionInventory()), score

@@ -1,0 +1,293 @@
+"""Fine-tune the rewriter: next-token loss on the target skills only, LoRA (default) or full fine-tuning.
+
+A plain torch loop rather than a trainer framework: the data is a few hundred short examples, and the loop
+must behave the same on a 2-core CPU and on a GPU node.
+
+Overlong examples lose *input skills*, never tokens: when prompt + target exceed ``max_length``, whole skills
+are dropped from the end of the input set until it fits. The model card, task and instructions (what the
+output is conditioned on) and the target (so the model always learns to close the JSON and stop) stay whole,
+and the shortened input is still valid JSON, like the "partial" augmentation. An example that does not fit
+even with an empty input is skipped. Both are logged.
+
+Logits are computed only from the first target position on: the vocabulary projection of prompt positions
+would cost ~15% of the step for nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from masa.io import write_json
+from masa.llm.transformers_backend import plain_chat_prompt
+from masa.rewriter.data import RewriterExample, format_prompt, view_json
+from masa.skills import SkillLibrary
+
+IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
+
+
+@dataclass
+class TrainConfig:
+    method: str = "lora"  # "lora" | "full"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    learning_rate: float = 5e-4
+    epochs: int = 2
+    max_steps: int | None = 25  # cap on optimizer steps (bounds CPU time whatever the data size)
+    warmup_ratio: float = 0.1
+    effective_batch: int = 4
+    micro_batch: int = 1
+    max_length: int = 768
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    dtype: str = "float32"  # weight dtype for training; bf16 autocast is added on CUDA
+    bf16_on_cpu: bool = False  # bf16 autocast on CPU too: ~2x faster where the CPU has AMX/avx512_bf16
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lora", "full"):
+            raise ValueError(f"TrainConfig.method must be 'lora' or 'full', got {self.method!r}")
+        if self.effective_batch % self.micro_batch:
+            raise ValueError(
+                f"effective_batch {self.effective_batch} is not a multiple of micro_batch {self.micro_batch}"
+            )
+
+
+@dataclass
+class TrainResult:
+    loss_curve: list[dict[str, float]] = field(default_factory=list)  # one {step, loss, lr} per step
+    steps: int = 0
+    seconds: float = 0.0
+    trainable_params: int = 0
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    prompt_length: int
+    dropped_skills: int  # input skills removed to fit max_length
+
+
+# --- tokenisation -------------------------------------------------------------------------------------------
+def prompt_text(tokenizer: Any, example: RewriterExample) -> str:
+    """The prompt exactly as ``TransformersLLM.chat_prompt`` renders it at inference."""
+    messages = format_prompt(
+        example.card_text, example.input_skills_json, example.task_description, example.category
+    )
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+    return plain_chat_prompt(messages, tokenizer.bos_token or "")
+
+
+def encode_example(tokenizer: Any, example: RewriterExample, max_length: int) -> Encoded | None:
+    """Prompt tokens (label -100) + target tokens + EOS, input skills dropped until it fits ``max_length``;
+    ``None`` if it does not fit even with no input skills.
+
+    Prompt and target are tokenised separately, as at inference, where generation starts right after the
+    prompt's last token.
+    """
+    target = tokenizer(example.target_skills_json, add_special_tokens=False)["input_ids"]
+    target = [*target, tokenizer.eos_token_id]
+    view = SkillLibrary.from_json(example.input_skills_json, source="input skills")
+    shortened, dropped = example, 0
+    while True:
+        prompt = tokenizer(prompt_text(tokenizer, shortened), add_special_tokens=False)["input_ids"]
+        if len(prompt) + len(target) <= max_length:
+            return Encoded(prompt + target, [IGNORE] * len(prompt) + target, len(prompt), dropped)
+        if not _drop_last_skill(view, example.category):
+            return None
+        dropped += 1
+        shortened = replace(example, input_skills_json=view_json(view, example.category))
+
+
+def _drop_last_skill(view: SkillLibrary, category: str) -> bool:
+    """Remove the last skill of the longer list (general on ties); ``False`` when nothing is left."""
+    general, task = view.general_skills, view.task_specific_skills.setdefault(category, [])
+    longer = general if len(general) >= len(task) else task
+    if not longer:
+        return False
+    longer.pop()
+    return True
+
+
+# --- batching -----------------------------------------------------------------------------------------------
+def _effective_batches(data: list[Encoded], size: int, epochs: int, seed: int) -> Iterator[list[Encoded]]:
+    """Shuffled effective batches, epoch after epoch (a fresh deterministic order each epoch)."""
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        for start in range(0, len(order), size):
+            yield [data[i] for i in order[start : start + size]]
+
+
+def _collate(batch: list[Encoded], pad_id: int, device: str) -> tuple[Any, Any, Any]:
+    """Right-padded tensors: input ids, attention mask, labels (padding labelled -100)."""
+    import torch
+
+    width = max(len(e.input_ids) for e in batch)
+    ids = [e.input_ids + [pad_id] * (width - len(e.input_ids)) for e in batch]
+    mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch]
+    labels = [e.labels + [IGNORE] * (width - len(e.labels)) for e in batch]
+    return (
+        torch.tensor(ids, device=device),
+        torch.tensor(mask, device=device),
+        torch.tensor(labels, device=device),
+    )
+
+
+def _target_tokens(batch: list[Encoded]) -> int:
+    return sum(len(e.input_ids) - e.prompt_length for e in batch)
+
+
+# --- model --------------------------------------------------------------------------------------------------
+def _load_model(base_model_dir: str | Path, cfg: TrainConfig) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=getattr(torch, cfg.dtype))
+    model.hf_quantizer = None  # packaged weights are already dequantised; the GGUF marker only blocks saving
+    model.config.use_cache = False
+    if cfg.method == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+    )
+    return get_peft_model(model, lora)
+
+
+def _micro_loss(model: Any, batch: list[Encoded], pad_id: int, device: str, n_tokens: int, bf16: bool) -> Any:
+    """Summed token cross-entropy of one micro batch / target tokens in the whole effective batch.
+
+    Normalising by the effective batch's token count makes gradient accumulation equal to one big batch.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    ids, mask, labels = _collate(batch, pad_id, device)
+    first = min(e.prompt_length for e in batch)  # first target position in the micro batch
+    with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+        # logits from position first-1 (it predicts the first target token) to the end
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=ids.shape[1] - first + 1).logits
+    loss = F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+        labels[:, first:].reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
+    return loss / n_tokens
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up then cosine decay, for 0-based ``step``.
+
+    Unlike transformers' ``get_cosine_schedule_with_warmup`` the first step already has a non-zero rate: with
+    a budget of ~20 CPU steps, a step at learning rate 0 would waste 5% of the training time.
+    """
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train_rewriter(
+    base_model_dir: str | Path,
+    examples: list[RewriterExample],
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Fine-tune ``base_model_dir`` on the examples and save the result to ``out_dir``.
+
+    LoRA saves only the adapter (``peft.PeftModel.from_pretrained(base, out_dir)`` loads it); full fine-tuning
+    saves the whole model and its tokenizer. ``loss_curve.json`` is written last, so its presence marks a
+    finished run.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    started = time.monotonic()
+    torch.manual_seed(cfg.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = device == "cuda" or cfg.bf16_on_cpu
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    data = _encode_all(tokenizer, examples, cfg.max_length, log)
+
+    model = _load_model(base_model_dir, cfg).to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    result = TrainResult(trainable_params=sum(p.numel() for p in params))
+    total = math.ceil(len(data) / cfg.effective_batch) * cfg.epochs
+    total = min(total, cfg.max_steps) if cfg.max_steps else total
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+    warmup = round(cfg.warmup_ratio * total)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total))
+    log(
+        f"training {cfg.method} on {device}: {len(data)} examples, {total} steps, "
+        f"{result.trainable_params} trainable parameters"
+    )
+
+    batches = _effective_batches(data, cfg.effective_batch, cfg.epochs, cfg.seed)
+    for step, batch in zip(range(1, total + 1), batches, strict=False):
+        n_tokens = _target_tokens(batch)
+        loss = 0.0
+        for start in range(0, len(batch), cfg.micro_batch):
+            micro = _micro_loss(model, batch[start : start + cfg.micro_batch], pad_id, device, n_tokens, bf16)
+            micro.backward()
+            loss += float(micro.detach())
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        lr = schedule.get_last_lr()[0]
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.loss_curve.append({"step": step, "loss": loss, "lr": lr})
+        result.steps = step
+        log(f"step {step}/{total} loss {loss:.4f} lr {lr:.2e} ({time.monotonic() - started:.0f}s)")
+
+    _save(model, tokenizer, Path(out_dir), cfg)
+    result.seconds = time.monotonic() - started
+    write_json(Path(out_dir) / "loss_curve.json", {"config": asdict(cfg), **asdict(result)})
+    return result
+
+
+def _encode_all(
+    tokenizer: Any, examples: list[RewriterExample], max_length: int, log: Callable[[str], None]
+) -> list[Encoded]:
+    encoded = [encode_example(tokenizer, ex, max_length) for ex in examples]
+    data = [e for e in encoded if e is not None]
+    shortened = [e.dropped_skills for e in data if e.dropped_skills]
+    skipped = len(encoded) - len(data)
+    if shortened or skipped:
+        log(
+            f"max_length {max_length}: {len(shortened)} examples lost {sum(shortened)} input skills, "
+            f"{skipped} skipped (target too long)"
+        )
+    if not data:
+        raise ValueError(f"no rewriter example fits max_length {max_length} (of {len(examples)} given)")
+    return data
+
+
+def _save(model: Any, tokenizer: Any, out_dir: Path, cfg: TrainConfig) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.method == "lora":
+        model.save_pretrained(str(out_dir))
+        return
+    model.config.use_cache = True  # training turned the cache off; generation wants it back
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))

@@ -1,0 +1,150 @@
+"""The LLM backends: the transformers one on a real packaged model, the server one against a real HTTP server
+on loopback, the vLLM one up to the engine boundary (vLLM itself needs a GPU)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import types
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from masa.llm.base import Message
+from masa.llm.openai_backend import OpenAILLM, ServerError
+
+CONV = [Message("system", "You are an agent."), Message("user", "You see a door. Reply with one action.")]
+
+
+def test_prefix_cached_scores_equal_full_sequence_scores(smollm2_dir):
+    import torch
+
+    from masa.llm.transformers_backend import TransformersLLM
+
+    llm = TransformersLLM(name="s", path=str(smollm2_dir), dtype="float32")
+    candidates = ["open door", "look around", "go to kitchen and then open the fridge"]
+    fast = llm.score(CONV, candidates, prefill="<action>")
+    prefix = llm._encode(llm.chat_prompt(CONV, "<action>"))
+    for candidate, value in zip(candidates, fast, strict=True):
+        ids = llm._encode(candidate)
+        with torch.inference_mode():
+            logits = llm._model(input_ids=torch.tensor([prefix + ids])).logits[0]
+        logprobs = torch.log_softmax(logits.float(), -1)
+        expected = sum(logprobs[len(prefix) - 1 + i, t].item() for i, t in enumerate(ids)) / len(ids)
+        assert value == pytest.approx(expected, abs=1e-3)
+    assert llm.usage.calls == 1
+
+
+def test_generation_is_batched_and_counted(smollm2_dir):
+    from masa.llm.transformers_backend import TransformersLLM
+
+    llm = TransformersLLM(name="s", path=str(smollm2_dir))
+    out = llm.generate([CONV, CONV[:1] + [Message("user", "Say hi.")]], max_new_tokens=5, prefill="<action>")
+    assert len(out) == 2 and all(g.text.startswith("<action>") for g in out)
+    assert all(0 < g.completion_tokens <= 5 for g in out)
+    assert llm.usage.calls == 2 and llm.usage.completion_tokens == sum(g.completion_tokens for g in out)
+
+
+class ScriptedServer(BaseHTTPRequestHandler):
+    statuses: list[int] = []
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ScriptedServer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        status = ScriptedServer.statuses.pop(0) if ScriptedServer.statuses else 200
+        payload = {"choices": [{"message": {"content": " open door</action>"}}],
+                   "usage": {"prompt_tokens": 21, "completion_tokens": 4}} if status == 200 else {"error": "busy"}
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = HTTPServer(("127.0.0.1", 0), ScriptedServer)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    ScriptedServer.statuses, ScriptedServer.requests = [], []
+    yield f"http://127.0.0.1:{httpd.server_port}/v1"
+    httpd.shutdown()
+
+
+def test_openai_backend_retries_transient_errors_and_counts_tokens(server, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "secret")
+    ScriptedServer.statuses = [503, 429]
+    llm = OpenAILLM(name="srv", base_url=server, model="m", api_key_env="MY_KEY", backoff=0.01)
+    out = llm.generate([CONV], max_new_tokens=8, prefill="<action>")
+    assert out[0].text == "<action> open door</action>"
+    assert len(ScriptedServer.requests) == 3 and ScriptedServer.requests[-1]["path"] == "/v1/chat/completions"
+    body = ScriptedServer.requests[-1]["body"]
+    assert body["messages"][-1] == {"role": "assistant", "content": "<action>"} and body["continue_final_message"]
+    assert ScriptedServer.requests[-1]["auth"] == "Bearer secret"
+    assert llm.usage.as_dict() == {"calls": 1, "prompt_tokens": 21, "completion_tokens": 4}
+
+
+def test_openai_backend_fails_clearly_when_the_server_stays_down(server):
+    ScriptedServer.statuses = [503] * 10
+    llm = OpenAILLM(name="srv", base_url=server, model="m", max_retries=2, backoff=0.01)
+    with pytest.raises(ServerError, match=r"failed after retries: HTTP 503"):
+        llm.generate([CONV], max_new_tokens=8)
+    unreachable = OpenAILLM(name="srv", base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff=0.01)
+    with pytest.raises(ServerError, match="ConnectionError"):
+        unreachable.generate([CONV], max_new_tokens=8)
+
+
+def test_vllm_backend_scores_from_prompt_logprobs(monkeypatch):
+    """A stand-in for the vllm module records what the backend asks of the engine."""
+    calls = {}
+
+    class Tokenizer:
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            return "P:" + messages[-1]["content"] + "|"
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": list(range(len(text.split())))}
+
+    class Logprob:
+        def __init__(self, value):
+            self.logprob = value
+
+    class Engine:
+        def __init__(self, **kwargs):
+            calls["init"] = kwargs
+
+        def get_tokenizer(self):
+            return Tokenizer()
+
+        def generate(self, prompts, params):
+            calls["prompts"], calls["params"] = prompts, params
+            outs = []
+            for p in prompts:
+                ids = list(range(len(p.split())))
+                lps = [None] + [{t: Logprob(-float(t))} for t in ids[1:]]
+                outs.append(types.SimpleNamespace(prompt_token_ids=ids, prompt_logprobs=lps,
+                                                  outputs=[types.SimpleNamespace(text="x", token_ids=[1])]))
+            return outs
+
+    fake = types.SimpleNamespace(LLM=Engine, SamplingParams=lambda **kw: kw)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    from masa.llm.vllm_backend import VLLMLLM
+
+    llm = VLLMLLM(name="v", model="/models/qwen", tensor_parallel_size=2)
+    assert calls["init"] == {"model": "/models/qwen", "tensor_parallel_size": 2, "dtype": "bfloat16"}
+    scores = llm.score(CONV, ["open door", "look"], prefill="<action> ")
+    prefix = llm.chat_prompt(CONV, "<action> ")
+    assert calls["prompts"] == [prefix + "open door", prefix + "look"]
+    assert calls["params"]["prompt_logprobs"] == 0 and calls["params"]["max_tokens"] == 1
+    # the candidate's tokens are the positions after the prefix; their mean log-prob is the score
+    start = len(prefix.split())
+    for candidate, score in zip(["open door", "look"], scores, strict=True):
+        positions = range(start, len((prefix + candidate).split()))
+        assert score == pytest.approx(-sum(positions) / len(positions))
+    assert llm.generate([CONV], 4)[0].text == "x"

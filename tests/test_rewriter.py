@@ -1,0 +1,327 @@
+"""The rewriter: data building (held-out guard, augmentation), Parquet output, a real LoRA run, inference."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from masa.llm.base import LLM, Generation, Message
+from masa.rewriter.data import (
+    SOURCES,
+    AugmentConfig,
+    RewriterExample,
+    build_examples,
+    card_text,
+    category_view,
+    check_no_heldout,
+    format_prompt,
+    merge_category_view,
+    noisy_view,
+    partial_view,
+    read_dataset,
+    verbose_view,
+    view_json,
+    write_dataset,
+)
+from masa.rewriter.infer import extract_json_object, load_rewriter, rewrite
+from masa.rewriter.train import IGNORE, TrainConfig, encode_example, train_rewriter
+from masa.skills import Mistake, Skill, SkillLibrary
+
+CATEGORIES = ("boil", "freeze", "heldcat")
+HELDOUT_CATEGORIES = ["heldcat"]
+HELDOUT_BACKBONES = ["gamma"]
+TASKS = {c: f"Tasks where the agent must {c} a substance." for c in CATEGORIES}
+CARDS = {
+    b: {"family": b, "parameter_count": "135M", "strengths": ["short plans"], "weaknesses": ["long contexts"]}
+    for b in ("alpha", "beta", "gamma", "flat")
+}
+
+
+def skill(skill_id: str, principle: str) -> Skill:
+    return Skill(skill_id, f"Title {skill_id}", principle, "when stuck")
+
+
+def base_library() -> SkillLibrary:
+    return SkillLibrary(
+        general_skills=[
+            skill("g1", "Look around the room before acting and note every object you can use"),
+            skill("g2", "Check the inventory after picking something up to confirm it worked"),
+            skill("g3", "Prefer actions listed as valid rather than inventing new commands"),
+        ],
+        task_specific_skills={
+            c: [skill(f"{c}1", f"Find a heat source first when you need to {c} something quickly")]
+            for c in CATEGORIES
+        },
+        common_mistakes=[Mistake("m1", "Repeating the same failed action")],
+    )
+
+
+def evolved(library: SkillLibrary, tag: str) -> SkillLibrary:
+    """A candidate: every principle marked with the backbone, stage and iteration that produced it."""
+    out = library.copy()
+    for s in out.general_skills + [s for v in out.task_specific_skills.values() for s in v]:
+        s.principle += f" [{tag}]"
+    return out
+
+
+def trajectories() -> pd.DataFrame:
+    """Two training backbones that improve, one held-out backbone, and one whose search never improved.
+
+    beta's freeze search improves only a little (0.25 -> 0.35), below most of beta's other rewards.
+    """
+    rows = []
+    base = base_library()
+    for backbone in ("alpha", "beta", "gamma", "flat"):
+        searches = [("general", "")] + [("task", c) for c in CATEGORIES]
+        for stage, category in searches:
+            slope = 0.0 if backbone == "flat" else 0.02 if (backbone, category) == ("beta", "freeze") else 0.1
+            for it in range(6):
+                tag = f"{backbone} {stage} {category} it{it}"
+                reward = 0.2 + slope * it + (0.05 if stage == "task" else 0.0)
+                rows.append(
+                    {
+                        "backbone": backbone,
+                        "env": "sciworld",
+                        "stage": stage,
+                        "category": category,
+                        "iteration": it,
+                        "node_id": f"{backbone}-{stage}-{category}-{it}",
+                        "parent_id": "" if it == 0 else f"{backbone}-{stage}-{category}-{it - 1}",
+                        "library_json": (base if it == 0 else evolved(base, tag)).to_json(),
+                        "reward_mean": reward,
+                        "reward_low": reward - 0.1,
+                        "reward_high": reward + 0.1,
+                        "success_rate": reward,
+                        "noop_rate": 0.0,
+                        "episodes": 8,
+                        "teacher": "initial" if it == 0 else "llm",
+                        "accepted": True,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def examples(seed: int = 0, quantile: float = 0.5) -> list[RewriterExample]:
+    return build_examples(
+        trajectories(),
+        CARDS,
+        base_library(),
+        TASKS,
+        HELDOUT_CATEGORIES,
+        HELDOUT_BACKBONES,
+        min_reward_quantile=quantile,
+        augment=AugmentConfig(),
+        seed=seed,
+    )
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+def test_heldout_categories_and_backbones_never_enter_the_data() -> None:
+    data = examples()
+    assert data
+    assert {ex.backbone for ex in data} == {"alpha", "beta"}  # gamma held out, flat never beat its root
+    assert {ex.category for ex in data} == {"boil", "freeze"}
+    for ex in data:
+        for text in (ex.input_skills_json, ex.target_skills_json):
+            assert "heldcat" not in text and "gamma" not in text
+
+
+def test_guard_raises_naming_the_heldout_backbone_and_category() -> None:
+    good = examples()[0]
+    with pytest.raises(ValueError, match="gamma"):
+        check_no_heldout([RewriterExample(**{**asdict(good), "backbone": "gamma"})], [], ["gamma"])
+    leaked = json.dumps({"general_skills": [], "task_specific_skills": {"heldcat": []}})
+    with pytest.raises(ValueError, match="heldcat"):
+        check_no_heldout([RewriterExample(**{**asdict(good), "input_skills_json": leaked})], ["heldcat"], [])
+
+
+def test_targets_sources_and_determinism() -> None:
+    data = examples()
+    group = [ex for ex in data if ex.backbone == "alpha" and ex.category == "boil"]
+    assert {ex.source for ex in group} == set(SOURCES)
+    target = json.loads(group[0].target_skills_json)
+    assert list(target) == ["general_skills", "task_specific_skills"]  # mistakes omitted
+    assert "[alpha general  it5]" in target["general_skills"][0]["principle"]  # best general candidate
+    assert "[alpha task boil it5]" in target["task_specific_skills"]["boil"][0]["principle"]  # best task one
+    cross = next(ex for ex in group if ex.source == "cross_backbone")
+    assert "[beta task boil it5]" in cross.input_skills_json
+    assert all(ex.input_skills_json != ex.target_skills_json for ex in data)
+    assert data == examples()
+    assert data != examples(seed=1)
+
+
+def test_quantile_threshold_removes_weak_targets() -> None:
+    def groups(quantile: float) -> set[tuple[str, str]]:
+        return {(ex.backbone, ex.category) for ex in examples(quantile=quantile)}
+
+    everything = {("alpha", "boil"), ("alpha", "freeze"), ("beta", "boil"), ("beta", "freeze")}
+    assert groups(0.0) == everything
+    assert groups(0.7) == everything - {("beta", "freeze")}  # 0.35 is below beta's 0.7 quantile
+
+
+def test_augmentation_ratios() -> None:
+    view = category_view(base_library(), "boil")
+    noisy = noisy_view(view, 0.3, random.Random(0))
+    for before, after in zip(
+        view.general_skills + view.task_specific_skills["boil"],
+        noisy.general_skills + noisy.task_specific_skills["boil"],
+        strict=True,
+    ):
+        old, new = before.principle.split(), after.principle.split()
+        assert len(new) == len(old)
+        assert sum(a != b for a, b in zip(old, new, strict=True)) == round(0.3 * len(old))
+
+    partial = partial_view(view, 0.6, random.Random(0))
+    assert len(partial.general_skills) == round(0.6 * 3)
+    assert len(partial.task_specific_skills["boil"]) == 1  # at least one of a non-empty list
+    assert [s.skill_id for s in partial.general_skills] == sorted(s.skill_id for s in partial.general_skills)
+
+    verbose = verbose_view(view, random.Random(0))
+    for before, after in zip(view.general_skills, verbose.general_skills, strict=True):
+        assert (
+            after.principle.startswith(before.principle) and len(after.principle) > len(before.principle) + 40
+        )
+
+
+def test_category_view_and_merge() -> None:
+    base = base_library()
+    view = category_view(base, "boil")
+    assert set(view.task_specific_skills) == {"boil"} and not view.common_mistakes
+    assert json.loads(view_json(view, "boil")) == {
+        "general_skills": [s.to_dict() for s in base.general_skills],
+        "task_specific_skills": {"boil": [s.to_dict() for s in base.task_specific_skills["boil"]]},
+    }
+    new_view = evolved(view, "new")
+    merged = merge_category_view(base, new_view, "boil")
+    assert merged.general_skills == new_view.general_skills
+    assert merged.task_specific_skills["boil"] == new_view.task_specific_skills["boil"]
+    assert merged.task_specific_skills["freeze"] == base.task_specific_skills["freeze"]
+    assert merged.common_mistakes == base.common_mistakes
+
+
+def test_dataset_round_trips_through_parquet(tmp_path: Path) -> None:
+    data = examples()
+    path = tmp_path / "rewriter.parquet"
+    write_dataset(data, path)
+    frame = pd.read_parquet(path)
+    assert list(frame.columns) == list(asdict(data[0]))
+    assert frame.to_dict("records") == [asdict(ex) for ex in data]
+    assert read_dataset(path) == data
+
+
+def test_prompt_names_category_and_asks_for_json_only() -> None:
+    messages = format_prompt(card_text(CARDS["alpha"]), "{}", TASKS["boil"], "boil")
+    assert [m.role for m in messages] == ["system", "user"]
+    assert "weaknesses: long contexts" in messages[1].content
+    assert '"boil"' in messages[1].content and "ONLY" in messages[1].content
+
+
+# --- training -----------------------------------------------------------------------------------------------
+def test_overlong_examples_lose_input_skills_not_tokens(smollm2_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    ex = examples()[0]
+    full = encode_example(tok, ex, 10_000)
+    assert full is not None and full.dropped_skills == 0
+    enc = encode_example(tok, ex, len(full.input_ids) - 1)
+    assert enc is not None and enc.dropped_skills == 1 and len(enc.input_ids) < len(full.input_ids)
+    prompt = tok.decode(enc.input_ids[: enc.prompt_length])
+    assert prompt.startswith("<|im_start|>system") and "## Model card" in prompt and "Output ONLY" in prompt
+    target = enc.input_ids[enc.prompt_length :]
+    assert enc.labels == [IGNORE] * enc.prompt_length + target
+    assert tok.decode(target[:-1]) == ex.target_skills_json and target[-1] == tok.eos_token_id
+    assert encode_example(tok, ex, 100) is None
+
+
+def shrink(ex: RewriterExample) -> RewriterExample:
+    """The example with one general skill on each side, so that it fits a short test run."""
+
+    def first_general(text: str) -> str:
+        view = SkillLibrary.from_json(text)
+        return view_json(view.with_general(view.general_skills[:1]), ex.category)
+
+    return replace(
+        ex,
+        input_skills_json=first_general(ex.input_skills_json),
+        target_skills_json=first_general(ex.target_skills_json),
+    )
+
+
+def test_tiny_lora_run_writes_a_loadable_adapter(smollm2_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    cfg = TrainConfig(max_steps=2, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-3)
+    data = [shrink(ex) for ex in examples()[:4]]
+    result = train_rewriter(smollm2_dir, data, tmp_path / "adapter", cfg, log=lambda _: None)
+    assert result.steps == 2 and len(result.loss_curve) == 2
+    assert all(math.isfinite(p["loss"]) and p["loss"] > 0 for p in result.loss_curve)
+    assert 0 < result.trainable_params < 1_000_000
+    assert json.loads((tmp_path / "adapter" / "loss_curve.json").read_text())["steps"] == 2
+
+    base = AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(tmp_path / "adapter"))
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(float(p.abs().sum()) > 0 for p in lora_b)  # the adapter learned something
+
+    llm = load_rewriter(smollm2_dir, tmp_path / "adapter")
+    assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
+
+
+# --- inference ----------------------------------------------------------------------------------------------
+@dataclass
+class FixedLLM(LLM):
+    """Replies with the given texts in turn (the last one repeats) and records the sampling it was asked."""
+
+    replies: list[str] = field(default_factory=list)
+    calls: list[tuple[float, int]] = field(default_factory=list)
+
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        prefill: str = "",
+    ) -> list[Generation]:
+        text = self.replies[min(len(self.calls), len(self.replies) - 1)]
+        self.calls.append((temperature, seed))
+        return [Generation(prefill + text, 0, 0) for _ in conversations]
+
+    def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
+        raise NotImplementedError
+
+
+def test_rewrite_falls_back_on_garbage() -> None:
+    base = base_library()
+    empty_task = json.dumps(
+        {"general_skills": [skill("g", "x").to_dict()], "task_specific_skills": {"boil": []}}
+    )
+    llm = FixedLLM(name="fake", replies=["I am not JSON {oops", empty_task])
+    result = rewrite(llm, "card", base, "boil", TASKS["boil"], max_new_tokens=64, retries=2, seed=5)
+    assert result.fell_back and not result.valid and result.attempts == 3 and len(result.raw) == 3
+    assert result.library == base
+    assert llm.calls == [(0.0, 5), (0.7, 6), (0.7, 7)]
+
+
+def test_rewrite_accepts_valid_json_in_chatter() -> None:
+    base = base_library()
+    new_view = evolved(category_view(base, "boil"), 'rewritten {braces} in "text"')
+    llm = FixedLLM(name="fake", replies=[f"Sure! Here it is:\n{view_json(new_view, 'boil')}\nDone {{"])
+    result = rewrite(llm, "card", base, "boil", TASKS["boil"], max_new_tokens=64, retries=2, seed=0)
+    assert result.valid and not result.fell_back and result.attempts == 1
+    assert result.library == merge_category_view(base, new_view, "boil")
+
+
+def test_extract_json_object() -> None:
+    assert extract_json_object('x {"a": "}{", "b": {"c": 1}} y {"d": 2}') == {"a": "}{", "b": {"c": 1}}
+    assert extract_json_object('{"broken": [1, 2} then {"ok": "\\"}"}') == {"ok": '"}'}
+    assert extract_json_object("no object [1, 2]") is None

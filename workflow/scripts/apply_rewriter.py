@@ -1,0 +1,20 @@
+"""Adapter: Snakemake rule apply_rewriter -> masa.stages.rewriter.apply_rewriter."""
+
+from masa.runtime import prepare_process
+from masa.stages.rewriter import apply_rewriter
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+prepare_process(sm.log[0])
+apply_rewriter(
+    base_model_dir=sm.input.base_model,
+    adapter_dir=sm.input.adapter,
+    card_path=sm.input.card,
+    base_library=sm.input.base,
+    env=sm.params.env,
+    categories=sm.params.categories,
+    params=sm.params.inference,
+    seed=sm.params.seed,
+    out_library=sm.output.library,
+    out_record=sm.output.record,
+    threads=sm.threads,
+)
