@@ -17,15 +17,20 @@ from masa.llm.openai_backend import OpenAILLM, ServerError
 CONV = [Message("system", "You are an agent."), Message("user", "You see a door. Reply with one action.")]
 
 
-def test_prefix_cached_scores_equal_full_sequence_scores(smollm2_dir):
+LONG = [CONV[0], Message("user", "Rule: never repeat a useless action. " * 80 + CONV[1].content)]
+
+
+@pytest.mark.parametrize(("model", "conv"), [("smollm2_dir", CONV), ("gemma_dir", LONG)])
+def test_prefix_cached_scores_equal_full_sequence_scores(model, conv, request):
+    """Gemma's prompt is longer than its 512-token sliding window, so the batched suffix pass must respect it."""
     import torch
 
     from masa.llm.transformers_backend import TransformersLLM
 
-    llm = TransformersLLM(name="s", path=str(smollm2_dir), dtype="float32")
+    llm = TransformersLLM(name="s", path=str(request.getfixturevalue(model)), dtype="float32")
     candidates = ["open door", "look around", "go to kitchen and then open the fridge"]
-    fast = llm.score(CONV, candidates, prefill="<action>")
-    prefix = llm._encode(llm.chat_prompt(CONV, "<action>"))
+    fast = llm.score(conv, candidates, prefill="<action>")
+    prefix = llm._encode(llm.chat_prompt(conv, "<action>"))
     for candidate, value in zip(candidates, fast, strict=True):
         ids = llm._encode(candidate)
         with torch.inference_mode():
@@ -148,3 +153,24 @@ def test_vllm_backend_scores_from_prompt_logprobs(monkeypatch):
         positions = range(start, len((prefix + candidate).split()))
         assert score == pytest.approx(-sum(positions) / len(positions))
     assert llm.generate([CONV], 4)[0].text == "x"
+
+
+@pytest.mark.parametrize("model", ["smollm2_dir", "gemma_dir"])
+def test_reusing_the_previous_prompt_cache_gives_the_same_scores(model, request):
+    """Consecutive agent steps share role, task and skills; Gemma's sliding-window layers (512 tokens) are
+    exercised by a prompt longer than the window."""
+    from masa.llm.transformers_backend import TransformersLLM
+
+    path = str(request.getfixturevalue(model))
+    skills = " ".join(f"Skill {i}: look around before acting and never repeat a useless action." for i in range(60))
+    steps = [[Message("system", "You are an agent."), Message("user", f"{skills}\nStep {i}: you see a door.")]
+             for i in range(1, 4)]
+    candidates = ["open door", "look around", "go to kitchen"]
+    warm = TransformersLLM(name="warm", path=path)
+    warm_scores = [warm.score(conv, candidates, prefill="<action>") for conv in steps]
+    cold_scores = [TransformersLLM(name="cold", path=path).score(conv, candidates, prefill="<action>")
+                   for conv in steps]
+    for w, c in zip(warm_scores, cold_scores, strict=True):
+        assert w == pytest.approx(c, abs=0.05)  # bf16 kernels differ slightly with the split point
+    if model == "smollm2_dir":
+        assert warm.reused_prefix_tokens > 1000  # the shared prompt was not recomputed

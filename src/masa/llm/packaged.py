@@ -8,6 +8,7 @@ the sha256 recorded here, and converted once to a safetensors folder that loads 
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.metadata
 import shutil
 from dataclasses import dataclass
@@ -114,6 +115,12 @@ def convert_to_safetensors(model: PackagedModel, out_dir: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     lm.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    # The saved tensors are plain bf16; a leftover GGUF quantization entry would route later loads through
+    # transformers' GGUF quantizer for nothing.
+    config_path = staging / "config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("quantization_config", None)
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
     (staging / "SOURCE").write_text(
         f"packaged model {model.key}\nfile {model.gguf_name}\nsha256 {model.sha256}\nlicence {model.licence}\n"
     )

@@ -36,6 +36,9 @@ class TransformersLLM(LLM):
     threads: int | None = None
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
+    _last_prefix: list[int] | None = field(default=None, repr=False)
+    _last_cache: Any = field(default=None, repr=False)
+    reused_prefix_tokens: int = 0  # prompt tokens served from the previous call's KV cache
 
     def __post_init__(self) -> None:
         import torch
@@ -109,21 +112,48 @@ class TransformersLLM(LLM):
     # --- scoring -----------------------------------------------------------------------------------------------
     def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
         """Run the prompt once, then every candidate on a copy of its KV cache (4-7x faster than full
-        sequences, models.md)."""
+        sequences, models.md). The prompt itself reuses the previous call's cache up to their common prefix
+        (role, task and skills stay the same across an episode's steps)."""
         import torch
 
         prefix = self._encode(self.chat_prompt(conversation, prefill))
         with torch.inference_mode():
-            out = self._model(
-                input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1
-            )
-            first_logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            cache, last_logits = self._prefix_state(prefix)
+            first_logprobs = torch.log_softmax(last_logits.float(), dim=-1)
             scores: list[float] = []
             for start in range(0, len(candidates), SCORE_CHUNK):
                 chunk = [self._encode(c) or [self._tok.eos_token_id] for c in candidates[start : start + SCORE_CHUNK]]
-                scores += self._score_chunk(out.past_key_values, len(prefix), first_logprobs, chunk)
+                scores += self._score_chunk(cache, len(prefix), first_logprobs, chunk)
         self.usage.add(calls=1, prompt_tokens=len(prefix) + sum(len(self._encode(c)) for c in candidates))
         return scores
+
+    def _prefix_state(self, prefix: list[int]) -> tuple[Any, Any]:
+        """The KV cache and last-position logits of ``prefix``, extending the previous prompt's cache when the
+        two share a beginning. Caches that cannot be cut back (sliding-window layers past their window) are
+        recomputed from scratch."""
+        import torch
+
+        keep = 0
+        if self._last_prefix is not None:
+            limit = min(len(prefix), len(self._last_prefix)) - 1  # always recompute at least one position
+            while keep < limit and prefix[keep] == self._last_prefix[keep]:
+                keep += 1
+        cache = None
+        if keep > 0:
+            cache = self._last_cache
+            try:
+                surplus = cache.get_seq_length() - keep
+                if surplus:
+                    cache.crop(-surplus)  # transformers 5: a negative count removes that many tokens
+            except (RuntimeError, ValueError):
+                cache, keep = None, 0
+        self.reused_prefix_tokens += keep
+        out = self._model(
+            input_ids=torch.tensor([prefix[keep:]], device=self.device), past_key_values=cache, use_cache=True,
+            logits_to_keep=1,
+        )
+        self._last_prefix, self._last_cache = prefix, out.past_key_values
+        return out.past_key_values, out.logits[0, -1]
 
     def _score_chunk(self, cache: Any, prefix_len: int, first_logprobs: Any, chunk: list[list[int]]) -> list[float]:
         import torch
