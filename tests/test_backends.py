@@ -8,6 +8,7 @@ import sys
 import threading
 import types
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -45,22 +46,30 @@ def test_generation_is_batched_and_counted(smollm2_dir):
     from masa.llm.transformers_backend import TransformersLLM
 
     llm = TransformersLLM(name="s", path=str(smollm2_dir))
-    out = llm.generate([CONV, CONV[:1] + [Message("user", "Say hi.")]], max_new_tokens=5, prefill="<action>")
+    out = llm.generate([CONV, [*CONV[:1], Message("user", "Say hi.")]], max_new_tokens=5, prefill="<action>")
     assert len(out) == 2 and all(g.text.startswith("<action>") for g in out)
     assert all(0 < g.completion_tokens <= 5 for g in out)
     assert llm.usage.calls == 2 and llm.usage.completion_tokens == sum(g.completion_tokens for g in out)
 
 
 class ScriptedServer(BaseHTTPRequestHandler):
-    statuses: list[int] = []
-    requests: list[dict] = []
+    statuses: ClassVar[list[int]] = []
+    requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's API
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        ScriptedServer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        ScriptedServer.requests.append(
+            {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+        )
         status = ScriptedServer.statuses.pop(0) if ScriptedServer.statuses else 200
-        payload = {"choices": [{"message": {"content": " open door</action>"}}],
-                   "usage": {"prompt_tokens": 21, "completion_tokens": 4}} if status == 200 else {"error": "busy"}
+        payload = (
+            {
+                "choices": [{"message": {"content": " open door</action>"}}],
+                "usage": {"prompt_tokens": 21, "completion_tokens": 4},
+            }
+            if status == 200
+            else {"error": "busy"}
+        )
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -90,7 +99,10 @@ def test_openai_backend_retries_transient_errors_and_counts_tokens(server, monke
     assert out[0].text == "<action> open door</action>"
     assert len(ScriptedServer.requests) == 3 and ScriptedServer.requests[-1]["path"] == "/v1/chat/completions"
     body = ScriptedServer.requests[-1]["body"]
-    assert body["messages"][-1] == {"role": "assistant", "content": "<action>"} and body["continue_final_message"]
+    assert (
+        body["messages"][-1] == {"role": "assistant", "content": "<action>"}
+        and body["continue_final_message"]
+    )
     assert ScriptedServer.requests[-1]["auth"] == "Bearer secret"
     assert llm.usage.as_dict() == {"calls": 1, "prompt_tokens": 21, "completion_tokens": 4}
 
@@ -100,7 +112,9 @@ def test_openai_backend_fails_clearly_when_the_server_stays_down(server):
     llm = OpenAILLM(name="srv", base_url=server, model="m", max_retries=2, backoff=0.01)
     with pytest.raises(ServerError, match=r"failed after retries: HTTP 503"):
         llm.generate([CONV], max_new_tokens=8)
-    unreachable = OpenAILLM(name="srv", base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff=0.01)
+    unreachable = OpenAILLM(
+        name="srv", base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff=0.01
+    )
     with pytest.raises(ServerError, match="ConnectionError"):
         unreachable.generate([CONV], max_new_tokens=8)
 
@@ -133,8 +147,13 @@ def test_vllm_backend_scores_from_prompt_logprobs(monkeypatch):
             for p in prompts:
                 ids = list(range(len(p.split())))
                 lps = [None] + [{t: Logprob(-float(t))} for t in ids[1:]]
-                outs.append(types.SimpleNamespace(prompt_token_ids=ids, prompt_logprobs=lps,
-                                                  outputs=[types.SimpleNamespace(text="x", token_ids=[1])]))
+                outs.append(
+                    types.SimpleNamespace(
+                        prompt_token_ids=ids,
+                        prompt_logprobs=lps,
+                        outputs=[types.SimpleNamespace(text="x", token_ids=[1])],
+                    )
+                )
             return outs
 
     fake = types.SimpleNamespace(LLM=Engine, SamplingParams=lambda **kw: kw)
@@ -162,14 +181,19 @@ def test_reusing_the_previous_prompt_cache_gives_the_same_scores(model, request)
     from masa.llm.transformers_backend import TransformersLLM
 
     path = str(request.getfixturevalue(model))
-    skills = " ".join(f"Skill {i}: look around before acting and never repeat a useless action." for i in range(60))
-    steps = [[Message("system", "You are an agent."), Message("user", f"{skills}\nStep {i}: you see a door.")]
-             for i in range(1, 4)]
+    skills = " ".join(
+        f"Skill {i}: look around before acting and never repeat a useless action." for i in range(60)
+    )
+    steps = [
+        [Message("system", "You are an agent."), Message("user", f"{skills}\nStep {i}: you see a door.")]
+        for i in range(1, 4)
+    ]
     candidates = ["open door", "look around", "go to kitchen"]
     warm = TransformersLLM(name="warm", path=path)
     warm_scores = [warm.score(conv, candidates, prefill="<action>") for conv in steps]
-    cold_scores = [TransformersLLM(name="cold", path=path).score(conv, candidates, prefill="<action>")
-                   for conv in steps]
+    cold_scores = [
+        TransformersLLM(name="cold", path=path).score(conv, candidates, prefill="<action>") for conv in steps
+    ]
     for w, c in zip(warm_scores, cold_scores, strict=True):
         assert w == pytest.approx(c, abs=0.05)  # bf16 kernels differ slightly with the split point
     if model == "smollm2_dir":

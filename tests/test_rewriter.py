@@ -6,6 +6,7 @@ import json
 import math
 import random
 from dataclasses import asdict, dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,7 @@ from masa.rewriter.data import (
     write_dataset,
 )
 from masa.rewriter.infer import extract_json_object, load_rewriter, rewrite
-from masa.rewriter.train import IGNORE, TrainConfig, encode_example, train_rewriter
+from masa.rewriter.train import IGNORE, TrainConfig, encode_example, lr_factor, train_rewriter
 from masa.skills import Mistake, Skill, SkillLibrary
 
 CATEGORIES = ("boil", "freeze", "heldcat")
@@ -238,6 +239,12 @@ def test_overlong_examples_lose_input_skills_not_tokens(smollm2_dir: Path) -> No
     assert enc.labels == [IGNORE] * enc.prompt_length + target
     assert tok.decode(target[:-1]) == ex.target_skills_json and target[-1] == tok.eos_token_id
     assert encode_example(tok, ex, 100) is None
+
+
+def test_schedule_warms_up_from_the_first_step_then_decays() -> None:
+    factors = [lr_factor(step, 2, 10) for step in range(10)]
+    assert 0 < factors[0] < factors[1] < factors[2] == 1.0
+    assert all(a > b for a, b in pairwise(factors[2:])) and factors[-1] > 0
 
 
 def shrink(ex: RewriterExample) -> RewriterExample:

@@ -44,7 +44,9 @@ def scripted(rewards: dict[str, float], section):
     return evaluate
 
 
-INITIAL = SkillLibrary(general_skills=[Skill("g", "v0", "p0")], task_specific_skills={"c": [Skill("t", "v0", "p")]})
+INITIAL = SkillLibrary(
+    general_skills=[Skill("g", "v0", "p0")], task_specific_skills={"c": [Skill("t", "v0", "p")]}
+)
 
 
 def general(lib):
@@ -52,13 +54,19 @@ def general(lib):
 
 
 def test_hill_climbing_accepts_only_strict_gains_and_stops_on_patience():
-    evaluate = scripted({"v0": 0.2, "v1": 0.2, "v2": 0.5, "v3": 0.4, "v4": 0.5, "v5": 0.1, "v6": 9.0}, general)
-    result = climb_general_skills(INITIAL, evaluate, CountingTeacher(), {}, HillClimbConfig(iterations=10, patience=3))
+    evaluate = scripted(
+        {"v0": 0.2, "v1": 0.2, "v2": 0.5, "v3": 0.4, "v4": 0.5, "v5": 0.1, "v6": 9.0}, general
+    )
+    result = climb_general_skills(
+        INITIAL, evaluate, CountingTeacher(), {}, HillClimbConfig(iterations=10, patience=3)
+    )
     assert [c.accepted for c in result.candidates] == [True, False, True, False, False, False]
     assert result.best.node_id == "g2" and result.best.reward == 0.5
     assert result.stopped_by == "patience"  # v6 (reward 9) is never tried
     assert result.candidates[3].parent_id == "g2"  # rewrites start from the incumbent
-    assert result.best.library.task_specific_skills == INITIAL.task_specific_skills  # Stage 1 leaves task skills
+    assert (
+        result.best.library.task_specific_skills == INITIAL.task_specific_skills
+    )  # Stage 1 leaves task skills
 
 
 def test_hill_climbing_min_gain_rule():
@@ -70,16 +78,24 @@ def test_hill_climbing_min_gain_rule():
 
 def test_hill_climbing_resumes_from_checkpoint_to_the_same_result(tmp_path):
     rewards = {"v0": 0.1, "v1": 0.3, "v2": 0.2, "v3": 0.6, "v4": 0.1}
-    full = climb_general_skills(INITIAL, scripted(rewards, general), CountingTeacher(), {},
-                                HillClimbConfig(iterations=4, patience=3))
+    full = climb_general_skills(
+        INITIAL, scripted(rewards, general), CountingTeacher(), {}, HillClimbConfig(iterations=4, patience=3)
+    )
     checkpoint = tmp_path / "ckpt.json"
-    climb_general_skills(INITIAL, scripted(rewards, general), CountingTeacher(), {},
-                         HillClimbConfig(iterations=2, patience=3), checkpoint=checkpoint)
+    climb_general_skills(
+        INITIAL,
+        scripted(rewards, general),
+        CountingTeacher(),
+        {},
+        HillClimbConfig(iterations=2, patience=3),
+        checkpoint=checkpoint,
+    )
     teacher = CountingTeacher()
     teacher.calls = 2  # the teacher is deterministic; a resumed run continues its sequence
     evaluate = scripted(rewards, general)
-    resumed = climb_general_skills(INITIAL, evaluate, teacher, {}, HillClimbConfig(iterations=4, patience=3),
-                                   checkpoint=checkpoint)
+    resumed = climb_general_skills(
+        INITIAL, evaluate, teacher, {}, HillClimbConfig(iterations=4, patience=3), checkpoint=checkpoint
+    )
     assert evaluate.seen == ["v3", "v4"]  # finished iterations are not evaluated again
     assert [c.to_dict() for c in resumed.candidates] == [c.to_dict() for c in full.candidates]
 
@@ -100,8 +116,14 @@ def test_ucb1_formula_and_unvisited_first():
 def test_ucb_tree_expands_by_ucb_and_backpropagates():
     rewards = {"v0": 0.0, "v1": 1.0, "v2": 0.0, "v3": 0.5, "v4": 0.2}
     evaluate = scripted(rewards, task)
-    result = search_task_skills(INITIAL, "c", evaluate, CountingTeacher(), {},
-                                UCBConfig(iterations=4, exploration=1.4, max_children=2))
+    result = search_task_skills(
+        INITIAL,
+        "c",
+        evaluate,
+        CountingTeacher(),
+        {},
+        UCBConfig(iterations=4, exploration=1.4, max_children=2),
+    )
     nodes = {n.node_id: n for n in result.nodes}
     # The root takes two children, then UCB descends to t1 (mean 1.0 beats t2's 0.0 at equal visits).
     assert nodes["t0"].children == ["t1", "t2"]
@@ -114,20 +136,36 @@ def test_ucb_tree_expands_by_ucb_and_backpropagates():
 
 def test_best_node_ties_go_to_the_shallower_node():
     rewards = {"v0": 0.5, "v1": 0.5}
-    result = search_task_skills(INITIAL, "c", scripted(rewards, task), CountingTeacher(), {},
-                                UCBConfig(iterations=1))
+    result = search_task_skills(
+        INITIAL, "c", scripted(rewards, task), CountingTeacher(), {}, UCBConfig(iterations=1)
+    )
     assert best_node(result.nodes).node_id == "t0"
 
 
 def test_ucb_resume_continues_the_tree(tmp_path):
     rewards = {"v0": 0.0, "v1": 1.0, "v2": 0.0, "v3": 0.5}
-    full = search_task_skills(INITIAL, "c", scripted(rewards, task), CountingTeacher(), {}, UCBConfig(iterations=3,
-                              max_children=2))
+    full = search_task_skills(
+        INITIAL, "c", scripted(rewards, task), CountingTeacher(), {}, UCBConfig(iterations=3, max_children=2)
+    )
     checkpoint = tmp_path / "tree.json"
-    search_task_skills(INITIAL, "c", scripted(rewards, task), CountingTeacher(), {},
-                       UCBConfig(iterations=1, max_children=2), checkpoint=checkpoint)
+    search_task_skills(
+        INITIAL,
+        "c",
+        scripted(rewards, task),
+        CountingTeacher(),
+        {},
+        UCBConfig(iterations=1, max_children=2),
+        checkpoint=checkpoint,
+    )
     teacher = CountingTeacher()
     teacher.calls = 1
-    resumed = search_task_skills(INITIAL, "c", scripted(rewards, task), teacher, {},
-                                 UCBConfig(iterations=3, max_children=2), checkpoint=checkpoint)
+    resumed = search_task_skills(
+        INITIAL,
+        "c",
+        scripted(rewards, task),
+        teacher,
+        {},
+        UCBConfig(iterations=3, max_children=2),
+        checkpoint=checkpoint,
+    )
     assert [n.to_dict() for n in resumed.nodes] == [n.to_dict() for n in full.nodes]

@@ -6,8 +6,10 @@ from masa.skills import Skill
 from masa.teacher import EDIT_OPERATORS, EditTeacher, LLMTeacher, apply_edit
 from tests.fakes import ScriptedLLM
 
-SKILLS = [Skill("g1", "Explore", "Look around first. Then move.", "at the start"),
-          Skill("g2", "No loops", "Never repeat a useless action.", "after a no-op")]
+SKILLS = [
+    Skill("g1", "Explore", "Look around first. Then move.", "at the start"),
+    Skill("g2", "No loops", "Never repeat a useless action.", "after a no-op"),
+]
 POOL = [Skill("p1", "Open doors", "Open a closed door before going through it.", "a door blocks you")]
 
 
@@ -32,8 +34,16 @@ def test_edit_teacher_is_deterministic_for_a_seed():
 
 
 def test_llm_teacher_accepts_valid_json_and_assigns_ids():
-    reply = json.dumps([{"skill_id": "../../etc/passwd", "title": "Move on", "principle": "Leave a room after one look.",
-                         "when_to_apply": "after looking"}])[len('[{"skill_id": "'):]
+    reply = json.dumps(
+        [
+            {
+                "skill_id": "../../etc/passwd",
+                "title": "Move on",
+                "principle": "Leave a room after one look.",
+                "when_to_apply": "after looking",
+            }
+        ]
+    )[len('[{"skill_id": "') :]
     teacher = LLMTeacher(ScriptedLLM(name="t", replies=[reply]), EditTeacher(POOL))
     result = teacher.rewrite(SKILLS, "general", "loops", {"family": "X"}, [(SKILLS, 0.1)], seed=0)
     assert result.source == "llm"
@@ -53,7 +63,7 @@ def test_llm_teacher_retries_then_falls_back_to_edit_operators():
 
 
 def test_unchanged_reply_is_not_accepted():
-    unchanged = json.dumps([s.to_dict() for s in SKILLS])[len('[{"skill_id": "'):]
+    unchanged = json.dumps([s.to_dict() for s in SKILLS])[len('[{"skill_id": "') :]
     teacher = LLMTeacher(ScriptedLLM(name="t", replies=[unchanged]), EditTeacher(POOL), retries=0)
     assert teacher.rewrite(SKILLS, "general", "", {}, [], seed=0).source.startswith("edit:")
 

@@ -23,7 +23,10 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True, timeout=1200,
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
 
 
@@ -47,7 +50,9 @@ def workdir(tmp_path_factory, smollm2_dir) -> Path:
 def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
     assert sorted(table["method"]) == ["Base Skill", "MASA", "No Skill", "Rewriter"]
-    assert (table["episodes"] == 1).all() and (table["env_steps"] > 0).all() and (table["llm_calls"] > 0).all()
+    assert (
+        (table["episodes"] == 1).all() and (table["env_steps"] > 0).all() and (table["llm_calls"] > 0).all()
+    )
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     assert "## smollm2-135m on scienceworld" in summary and "| MASA |" in summary
     assert (workdir / "results" / "report" / "reward.png").stat().st_size > 5000
@@ -97,4 +102,7 @@ def test_bad_config_fails_at_start_naming_the_key(workdir):
     bad.write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "-n", "--configfile", str(bad))
     assert result.returncode != 0
-    assert "ucb: Additional properties are not allowed ('explorations' was unexpected)" in result.stdout + result.stderr
+    assert (
+        "ucb: Additional properties are not allowed ('explorations' was unexpected)"
+        in result.stdout + result.stderr
+    )

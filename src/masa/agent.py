@@ -27,7 +27,9 @@ class AgentConfig:
     history: int = 2  # (observation, action) pairs shown, method.md
     temperature: float = 0.0
     max_new_tokens: int = 48
-    repeat_penalty: float = 0.0  # subtracted from an action's score per earlier use in the episode (score only)
+    repeat_penalty: float = (
+        0.0  # subtracted from an action's score per earlier use in the episode (score only)
+    )
     max_observation_chars: int = 600
 
     def __post_init__(self) -> None:
@@ -108,9 +110,7 @@ def build_conversation(
         "Admissible actions: " + ", ".join(observation.candidates),
     ]
     if config.policy == "generate":
-        lines.append(
-            "Think briefly, then put exactly one admissible action in <action>...</action>."
-        )
+        lines.append("Think briefly, then put exactly one admissible action in <action>...</action>.")
     else:
         lines.append("Reply with exactly one admissible action in <action>...</action>.")
     return [Message("system", ROLE.format(env=env_name)), Message("user", "\n".join(lines))]
@@ -123,14 +123,22 @@ class Agent:
     llm: LLM
     config: AgentConfig
 
-    def choose(self, conversation: list[Message], candidates: tuple[str, ...], taken: dict[str, int], rng: random.Random) -> str | None:
+    def choose(
+        self,
+        conversation: list[Message],
+        candidates: tuple[str, ...],
+        taken: dict[str, int],
+        rng: random.Random,
+    ) -> str | None:
         if self.config.policy == "generate":
             reply = self.llm.generate(
                 [conversation], self.config.max_new_tokens, self.config.temperature, rng.randrange(2**31)
             )[0]
             return parse_action(reply.text)
         scores = self.llm.score(conversation, list(candidates), prefill="<action>")
-        adjusted = [s - self.config.repeat_penalty * taken.get(c, 0) for s, c in zip(scores, candidates, strict=True)]
+        adjusted = [
+            s - self.config.repeat_penalty * taken.get(c, 0) for s, c in zip(scores, candidates, strict=True)
+        ]
         if self.config.temperature > 0:
             top = max(adjusted)
             weights = [math.exp((s - top) / self.config.temperature) for s in adjusted]
@@ -150,7 +158,13 @@ class Agent:
         score, won = 0.0, False
         for index in range(env.max_steps):
             conversation = build_conversation(
-                env.name, observation.task_description, skills_text, index, env.max_steps, history, observation,
+                env.name,
+                observation.task_description,
+                skills_text,
+                index,
+                env.max_steps,
+                history,
+                observation,
                 self.config,
             )
             action = self.choose(conversation, observation.candidates, taken, rng)

@@ -8,9 +8,23 @@ from pathlib import Path
 from typing import Any
 
 CARD_FIELDS = (
-    "family", "variant", "parameter_count", "release_date", "architecture", "num_layers", "hidden_size",
-    "num_attention_heads", "num_kv_heads", "context_window", "vocab_size", "base_or_instruct",
-    "alignment_method", "training_data_size", "multilingual", "strengths", "weaknesses",
+    "family",
+    "variant",
+    "parameter_count",
+    "release_date",
+    "architecture",
+    "num_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "num_kv_heads",
+    "context_window",
+    "vocab_size",
+    "base_or_instruct",
+    "alignment_method",
+    "training_data_size",
+    "multilingual",
+    "strengths",
+    "weaknesses",
 )
 ARCHITECTURE_FIELDS = {  # card field -> transformers config keys, in order of preference
     "architecture": ("model_type",),
@@ -22,8 +36,14 @@ ARCHITECTURE_FIELDS = {  # card field -> transformers config keys, in order of p
     "vocab_size": ("vocab_size",),
 }
 PROVENANCE_FIELDS = (
-    "family", "variant", "release_date", "base_or_instruct", "alignment_method", "training_data_size",
-    "multilingual", "strengths",
+    "family",
+    "variant",
+    "release_date",
+    "base_or_instruct",
+    "alignment_method",
+    "training_data_size",
+    "multilingual",
+    "strengths",
 )
 
 

@@ -62,7 +62,10 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
         if env not in config["skills"]["base"]:
             problems.append(f"skills.base: no base library for environment '{env}'; add skills.base.{env}")
     for name, backbone in config["backbones"].items():
-        if backbone["model"].get("backend") == "openai" and backbone.get("agent", {}).get("policy") == "score":
+        if (
+            backbone["model"].get("backend") == "openai"
+            and backbone.get("agent", {}).get("policy") == "score"
+        ):
             problems.append(
                 f"backbones.{name}.agent.policy: 'score' needs log-probabilities a chat server does not give; "
                 "use policy: generate, or the transformers/vllm backend"

@@ -32,7 +32,9 @@ class HillClimbConfig:
 
     def __post_init__(self) -> None:
         if self.acceptance not in ACCEPTANCE_RULES:
-            raise ValueError(f"hillclimb.acceptance must be one of {ACCEPTANCE_RULES}, got {self.acceptance!r}")
+            raise ValueError(
+                f"hillclimb.acceptance must be one of {ACCEPTANCE_RULES}, got {self.acceptance!r}"
+            )
 
 
 def accepts(config: HillClimbConfig, candidate: float, incumbent: float) -> bool:
@@ -66,7 +68,9 @@ def climb_general_skills(
         log.info("resuming hill climbing from %s at iteration %d", checkpoint, state["iteration"] + 1)
     else:
         root_eval = evaluate(initial, "stage1 initial")
-        root = Candidate("g0", "", 0, "general", "", initial, root_eval.summary, root_eval.episodes, "initial", True)
+        root = Candidate(
+            "g0", "", 0, "general", "", initial, root_eval.summary, root_eval.episodes, "initial", True
+        )
         candidates, state = [root], {"iteration": 0, "best": "g0", "patience": 0, "stopped_by": "iterations"}
         _checkpoint(checkpoint, candidates, state)
     by_id = {c.node_id: c for c in candidates}
@@ -76,19 +80,33 @@ def climb_general_skills(
         analysis = teacher.attribute(best.evaluation.failures, "general")
         history = sorted(candidates, key=lambda c: c.reward, reverse=True)[: config.top_k]
         rewrite = teacher.rewrite(
-            best.library.general_skills, "general", analysis, card,
-            [(c.library.general_skills, c.reward) for c in history], seed + iteration,
+            best.library.general_skills,
+            "general",
+            analysis,
+            card,
+            [(c.library.general_skills, c.reward) for c in history],
+            seed + iteration,
         )
         library = best.library.with_general(rewrite.skills)
         evaluation = evaluate(library, f"stage1 iteration {iteration}")
         candidate = Candidate(
-            f"g{iteration}", best.node_id, iteration, "general", "", library, evaluation.summary,
-            evaluation.episodes, rewrite.source,
+            f"g{iteration}",
+            best.node_id,
+            iteration,
+            "general",
+            "",
+            library,
+            evaluation.summary,
+            evaluation.episodes,
+            rewrite.source,
         )
         candidate.accepted = accepts(config, candidate.reward, best.reward)
         log.info(
             "stage1 iteration %d: R=%.4f vs best %.4f (%s) -> %s",
-            iteration, candidate.reward, best.reward, rewrite.source,
+            iteration,
+            candidate.reward,
+            best.reward,
+            rewrite.source,
             "accepted" if candidate.accepted else "rejected",
         )
         if candidate.accepted:

@@ -137,7 +137,9 @@ class Evaluator:
     env: Environment
     backbone_key: str  # backbone name plus a fingerprint of its weights
     noop_penalty: float
-    retrieval: str = "category"  # "category": general + own category's task skills + mistakes; "all": everything
+    retrieval: str = (
+        "category"  # "category": general + own category's task skills + mistakes; "all": everything
+    )
     cache: RolloutCache = field(default_factory=lambda: RolloutCache(None))
     resamples: int = 1000
     progress: bool = True
@@ -149,14 +151,27 @@ class Evaluator:
 
     def episode_key(self, task: TaskInstance, skills_text: str, seed: int) -> str:
         material = json.dumps(
-            [self.backbone_key, self.env.name, self.env.max_steps, task.key, skills_text,
-             asdict(self.agent.config), self.noop_penalty, seed],
+            [
+                self.backbone_key,
+                self.env.name,
+                self.env.max_steps,
+                task.key,
+                skills_text,
+                asdict(self.agent.config),
+                self.noop_penalty,
+                seed,
+            ],
             sort_keys=True,
         )
         return hashlib.sha256(material.encode()).hexdigest()
 
-    def run(self, library: SkillLibrary | None, tasks: list[TaskInstance], seeds: tuple[int, ...] = (0,),
-            label: str = "") -> Evaluation:
+    def run(
+        self,
+        library: SkillLibrary | None,
+        tasks: list[TaskInstance],
+        seeds: tuple[int, ...] = (0,),
+        label: str = "",
+    ) -> Evaluation:
         episodes: list[EpisodeResult] = []
         total = len(tasks) * len(seeds)
         for seed in seeds:
@@ -173,7 +188,14 @@ class Evaluator:
                     won = sum(e.won for e in episodes)
                     log.info(
                         "%s episode %d/%d %s: score %.2f reward %.3f%s | success so far %d/%d",
-                        label, done, total, task.key, episode.score, episode.reward,
-                        " (cached)" if episode.cached else "", won, done,
+                        label,
+                        done,
+                        total,
+                        task.key,
+                        episode.score,
+                        episode.reward,
+                        " (cached)" if episode.cached else "",
+                        won,
+                        done,
                     )
         return Evaluation(summarise(episodes, self.resamples), episodes)

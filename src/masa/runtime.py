@@ -53,20 +53,28 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
         path = model_dir or spec.get("path")
         if not path:
             raise ValueError(f"model '{name}': the transformers backend needs 'packaged' or 'path'")
-        return TransformersLLM(name=name, path=str(path), dtype=spec.get("dtype", "bfloat16"), threads=threads)
+        return TransformersLLM(
+            name=name, path=str(path), dtype=spec.get("dtype", "bfloat16"), threads=threads
+        )
     if backend == "openai":
         from masa.llm.openai_backend import OpenAILLM
 
         return OpenAILLM(
-            name=name, base_url=spec["base_url"], model=spec["model"], api_key_env=spec.get("api_key_env", ""),
-            max_concurrency=spec.get("max_concurrency", 4), timeout=spec.get("timeout", 120.0),
+            name=name,
+            base_url=spec["base_url"],
+            model=spec["model"],
+            api_key_env=spec.get("api_key_env", ""),
+            max_concurrency=spec.get("max_concurrency", 4),
+            timeout=spec.get("timeout", 120.0),
         )
     if backend == "vllm":
         from masa.llm.vllm_backend import VLLMLLM
 
         return VLLMLLM(
-            name=name, model=str(model_dir or spec.get("path") or spec["model"]),
-            tensor_parallel_size=spec.get("tensor_parallel_size", 1), dtype=spec.get("dtype", "bfloat16"),
+            name=name,
+            model=str(model_dir or spec.get("path") or spec["model"]),
+            tensor_parallel_size=spec.get("tensor_parallel_size", 1),
+            dtype=spec.get("dtype", "bfloat16"),
         )
     raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm)")
 
@@ -111,8 +119,11 @@ class TaskSets:
         search = {t.key for ts in self.search.values() for t in ts}
         evaluation = {t.key for ts in self.evaluation.values() for t in ts}
         profile = {t.key for t in self.profile}
-        for a, b, label in ((search, evaluation, "search/evaluation"), (profile, search, "profile/search"),
-                            (profile, evaluation, "profile/evaluation")):
+        for a, b, label in (
+            (search, evaluation, "search/evaluation"),
+            (profile, search, "profile/search"),
+            (profile, evaluation, "profile/evaluation"),
+        ):
             if a & b:
                 raise ValueError(f"{label} task sets overlap: {sorted(a & b)[:5]}")
 
@@ -127,7 +138,11 @@ def task_sets(env: Environment, params: dict[str, Any], seed: int) -> TaskSets:
     cats = env.categories()
     sets = TaskSets(
         search={c: pick(env.instances(c, SPLITS["search"]), params["search_instances"], seed) for c in cats},
-        profile=[t for c in cats for t in pick(env.instances(c, SPLITS["profile"]), params["profile_instances"], seed)],
+        profile=[
+            t
+            for c in cats
+            for t in pick(env.instances(c, SPLITS["profile"]), params["profile_instances"], seed)
+        ],
         evaluation={
             c: pick(env.instances(c, SPLITS["evaluation"]), params["eval_instances"], seed) for c in cats
         },
@@ -137,8 +152,15 @@ def task_sets(env: Environment, params: dict[str, Any], seed: int) -> TaskSets:
 
 
 def make_evaluator(
-    backbone: str, spec: dict[str, Any], model_dir: str | None, env: Environment, noop_penalty: float,
-    retrieval: str, cache_dir: str | None, threads: int | None = None, temperature: float | None = None,
+    backbone: str,
+    spec: dict[str, Any],
+    model_dir: str | None,
+    env: Environment,
+    noop_penalty: float,
+    retrieval: str,
+    cache_dir: str | None,
+    threads: int | None = None,
+    temperature: float | None = None,
 ) -> Evaluator:
     agent_spec = dict(spec.get("agent", {}))
     if temperature is not None:
@@ -166,15 +188,27 @@ class Context:
 
 
 def open_context(
-    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], model_dir: str | None,
-    base_library: str, threads: int | None = None, temperature: float | None = None,
+    backbone: dict[str, Any],
+    env: dict[str, Any],
+    run: dict[str, Any],
+    model_dir: str | None,
+    base_library: str,
+    threads: int | None = None,
+    temperature: float | None = None,
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
     retrieval, cache_dir} — the config slices a rule passes as params."""
     environment = make_environment(env["name"], env)
     evaluator = make_evaluator(
-        backbone["name"], backbone["spec"], model_dir, environment, run["noop_penalty"], run["retrieval"],
-        run.get("cache_dir"), threads, temperature,
+        backbone["name"],
+        backbone["spec"],
+        model_dir,
+        environment,
+        run["noop_penalty"],
+        run["retrieval"],
+        run.get("cache_dir"),
+        threads,
+        temperature,
     )
     sets = task_sets(environment, env, run["seed"])
     return Context(evaluator, environment, sets, SkillLibrary.load(base_library), run["seed"])
@@ -188,9 +222,13 @@ def skill_pool(library: SkillLibrary) -> list[Skill]:
     return pool
 
 
-def make_teacher(spec: dict[str, Any], model_dir: str | None, base: SkillLibrary, threads: int | None = None) -> Teacher:
+def make_teacher(
+    spec: dict[str, Any], model_dir: str | None, base: SkillLibrary, threads: int | None = None
+) -> Teacher:
     fallback = EditTeacher(skill_pool(base))
     if spec["kind"] == "edit":
         return fallback
     llm = load_llm(spec["model"], model_dir, "teacher", threads)
-    return LLMTeacher(llm, fallback, retries=spec.get("retries", 2), max_new_tokens=spec.get("max_new_tokens", 320))
+    return LLMTeacher(
+        llm, fallback, retries=spec.get("retries", 2), max_new_tokens=spec.get("max_new_tokens", 320)
+    )

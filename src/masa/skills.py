@@ -102,7 +102,9 @@ class SkillLibrary:
     @classmethod
     def from_dict(cls, data: Any, source: str = "library") -> SkillLibrary:
         if not isinstance(data, dict):
-            raise LibraryFormatError(f"{source}: expected a JSON object with {LIBRARY_FIELDS}, got {_kind(data)}")
+            raise LibraryFormatError(
+                f"{source}: expected a JSON object with {LIBRARY_FIELDS}, got {_kind(data)}"
+            )
         general = _require_list(data.get("general_skills", []), f"{source}: general_skills")
         tasks = data.get("task_specific_skills", {})
         if not isinstance(tasks, dict):
@@ -169,9 +171,7 @@ class SkillLibrary:
         return SkillLibrary(extra=copy.deepcopy(self.extra))
 
     def is_empty(self) -> bool:
-        return not (
-            self.general_skills or any(self.task_specific_skills.values()) or self.common_mistakes
-        )
+        return not (self.general_skills or any(self.task_specific_skills.values()) or self.common_mistakes)
 
     # --- rendering -----------------------------------------------------------------------------------------
     def render(self, category: str | None = None) -> str:

@@ -91,7 +91,12 @@ class Teacher(ABC):
 
     @abstractmethod
     def rewrite(
-        self, skills: list[Skill], scope: str, analysis: str, card: dict, history: list[tuple[list[Skill], float]],
+        self,
+        skills: list[Skill],
+        scope: str,
+        analysis: str,
+        card: dict,
+        history: list[tuple[list[Skill], float]],
         seed: int,
     ) -> Rewrite:
         """A revised skill list for ``scope``; ``history`` holds the best past lists with their rewards."""
@@ -127,11 +132,18 @@ class EditTeacher(Teacher):
 
     def attribute(self, failures: list[EpisodeResult], scope: str) -> str:
         analysis = "; ".join(describe_failure(e) for e in failures[:4]) or "no failures"
-        self.transcript.append(TeacherCall("attribute", scope, analysis, True, 1, "edit teacher: failure digest"))
+        self.transcript.append(
+            TeacherCall("attribute", scope, analysis, True, 1, "edit teacher: failure digest")
+        )
         return analysis
 
     def rewrite(
-        self, skills: list[Skill], scope: str, analysis: str, card: dict, history: list[tuple[list[Skill], float]],
+        self,
+        skills: list[Skill],
+        scope: str,
+        analysis: str,
+        card: dict,
+        history: list[tuple[list[Skill], float]],
         seed: int,
     ) -> Rewrite:
         rng = random.Random(f"{scope}/{seed}/{len(history)}")
@@ -140,12 +152,16 @@ class EditTeacher(Teacher):
         for operator in operators:
             edited = apply_edit(operator, skills, self.pool, rng)
             if edited is not None:
-                self.transcript.append(TeacherCall("rewrite", scope, skills_json(edited), True, 1, f"edit:{operator}"))
+                self.transcript.append(
+                    TeacherCall("rewrite", scope, skills_json(edited), True, 1, f"edit:{operator}")
+                )
                 return Rewrite(edited, f"edit:{operator}")
         raise RuntimeError(f"no edit operator applies to {scope!r}: the library and the pool are both empty")
 
 
-def apply_edit(operator: str, skills: list[Skill], pool: list[Skill], rng: random.Random) -> list[Skill] | None:
+def apply_edit(
+    operator: str, skills: list[Skill], pool: list[Skill], rng: random.Random
+) -> list[Skill] | None:
     """One edit, or None when the operator cannot change this list."""
     items = [Skill(s.skill_id, s.title, s.principle, s.when_to_apply, dict(s.extra)) for s in skills]
     present = {s.principle for s in items}
@@ -156,11 +172,16 @@ def apply_edit(operator: str, skills: list[Skill], pool: list[Skill], rng: rando
         items[i], items[j] = items[j], items[i]
     elif operator == "add" and (fresh := [p for p in pool if p.principle not in present]):
         pick = rng.choice(fresh)
-        items.insert(rng.randrange(len(items) + 1), Skill(pick.skill_id, pick.title, pick.principle, pick.when_to_apply))
+        items.insert(
+            rng.randrange(len(items) + 1),
+            Skill(pick.skill_id, pick.title, pick.principle, pick.when_to_apply),
+        )
     elif operator == "shorten" and (long := [s for s in items if ". " in s.principle.rstrip(". ")]):
         target = rng.choice(long)
         target.principle = target.principle.split(". ")[0].rstrip(".") + "."
-    elif operator == "expand" and (short := [s for s in items if s.when_to_apply and s.when_to_apply not in s.principle]):
+    elif operator == "expand" and (
+        short := [s for s in items if s.when_to_apply and s.when_to_apply not in s.principle]
+    ):
         target = rng.choice(short)
         target.principle = f"{target.principle.rstrip('.')}. Especially when {target.when_to_apply[0].lower()}{target.when_to_apply[1:]}"
     else:
@@ -184,7 +205,9 @@ class LLMTeacher(Teacher):
         digest = "\n".join(f"- {describe_failure(e)}" for e in episodes[:6])
         prompt = WEAKNESS_PROMPT.format(card=card_text(card), episodes=digest)
         reply = self.llm.generate([[Message("system", TEACHER_ROLE), Message("user", prompt)]], 120)[0].text
-        lines = [ln.strip("-*• ").strip() for ln in reply.splitlines() if len(ln.strip("-*• ").strip()) > 8][:4]
+        lines = [ln.strip("-*• ").strip() for ln in reply.splitlines() if len(ln.strip("-*• ").strip()) > 8][
+            :4
+        ]
         self.transcript.append(TeacherCall("weaknesses", prompt, reply, bool(lines), 1))
         # The measured digest is always kept: a tiny teacher's summary may be vague, the numbers are not.
         return lines + self.fallback.weaknesses(card, episodes)
@@ -198,7 +221,12 @@ class LLMTeacher(Teacher):
         return f"{analysis}\nObserved: {digest}"
 
     def rewrite(
-        self, skills: list[Skill], scope: str, analysis: str, card: dict, history: list[tuple[list[Skill], float]],
+        self,
+        skills: list[Skill],
+        scope: str,
+        analysis: str,
+        card: dict,
+        history: list[tuple[list[Skill], float]],
         seed: int,
     ) -> Rewrite:
         best = "\n".join(f"reward {r:.3f}: {skills_json(s)}" for s, r in history) or "(none yet)"

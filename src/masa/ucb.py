@@ -78,12 +78,23 @@ def search_task_skills(
     """Search ``category``'s task skills with the rest of ``library`` (general skills) frozen."""
     if checkpoint is not None and checkpoint.is_file():
         nodes_list, state = load_candidates(checkpoint)
-        log.info("resuming UCB search of %s from %s at iteration %d", category, checkpoint, state["iteration"] + 1)
+        log.info(
+            "resuming UCB search of %s from %s at iteration %d", category, checkpoint, state["iteration"] + 1
+        )
     else:
         root_eval = evaluate(library, f"stage2 {category} root")
         root = Candidate(
-            "t0", "", 0, "task", category, library, root_eval.summary, root_eval.episodes, "initial",
-            visits=1, value_sum=root_eval.summary.reward_mean,
+            "t0",
+            "",
+            0,
+            "task",
+            category,
+            library,
+            root_eval.summary,
+            root_eval.episodes,
+            "initial",
+            visits=1,
+            value_sum=root_eval.summary.reward_mean,
         )
         nodes_list, state = [root], {"iteration": 0}
         _checkpoint(checkpoint, nodes_list, state)
@@ -95,22 +106,38 @@ def search_task_skills(
         analysis = teacher.attribute(parent.evaluation.failures, category)
         siblings = [nodes[c] for c in parent.children]
         rewrite = teacher.rewrite(
-            skills, category, analysis, card,
+            skills,
+            category,
+            analysis,
+            card,
             [(n.library.task_specific_skills.get(category, []), n.reward) for n in [parent, *siblings]],
             seed + iteration,
         )
         child_library = parent.library.with_task_skills(category, rewrite.skills)
         evaluation = evaluate(child_library, f"stage2 {category} iteration {iteration}")
         child = Candidate(
-            f"t{iteration}", parent.node_id, iteration, "task", category, child_library, evaluation.summary,
-            evaluation.episodes, rewrite.source, depth=parent.depth + 1,
+            f"t{iteration}",
+            parent.node_id,
+            iteration,
+            "task",
+            category,
+            child_library,
+            evaluation.summary,
+            evaluation.episodes,
+            rewrite.source,
+            depth=parent.depth + 1,
         )
         nodes[child.node_id] = child
         parent.children.append(child.node_id)
         backpropagate(nodes, child, child.reward)
         log.info(
             "stage2 %s iteration %d: expanded %s -> %s, R=%.4f (%s)",
-            category, iteration, parent.node_id, child.node_id, child.reward, rewrite.source,
+            category,
+            iteration,
+            parent.node_id,
+            child.node_id,
+            child.reward,
+            rewrite.source,
         )
         state["iteration"] = iteration
         _checkpoint(checkpoint, list(nodes.values()), state)

@@ -19,7 +19,7 @@ import os
 import re
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,126 +50,30 @@ ONE_OBJECT_VERBS = (
 )  # fmt: skip
 NAVIGATION = ("go to ", "teleport to ", "open door to ")
 NEVER_OFFERED = frozenset({"reset task", "task", "wait"})  # restarts, ten ticks, the prompt again
-STOPWORDS = frozenset(
-    {
-        "a",
-        "an",
-        "the",
-        "of",
-        "on",
-        "in",
-        "to",
-        "is",
-        "it",
-        "its",
-        "and",
-        "or",
-        "if",
-        "then",
-        "first",
-        "next",
-        "your",
-        "task",
-        "you",
-        "when",
-        "are",
-        "be",
-        "done",
-        "this",
-        "that",
-        "find",
-        "focus",
-        "move",
-        "place",
-        "put",
-        "use",
-        "which",
-        "with",
-        "will",
-        "by",
-        "from",
-        "for",
-        "at",
-        "as",
-        "after",
-        "before",
-        "into",
-        "located",
-        "around",
-        "part",
-        "way",
-        "completely",
-        "created",
-        "cause",
-        "take",
-        "actions",
-        "action",
-        "make",
-        "changes",
-        "environment",
-        "state",
-        "matter",
-        "determine",
-        "whether",
-        "two",
-        "most",
-        "least",
-        "thing",
-        "things",
-    }
-)
-COLOURS = frozenset(
-    {
-        "red",
-        "green",
-        "blue",
-        "orange",
-        "yellow",
-        "purple",
-        "violet",
-        "brown",
-        "black",
-        "white",
-        "grey",
-        "gray",
-    }
-)
-LIFE_STAGE_WORDS = frozenset({"adult", "baby", "juvenile", "egg", "seed", "seedling", "reproducing", "stage"})
+STOPWORDS = frozenset({
+    "a", "an", "the", "of", "on", "in", "to", "is", "it", "its", "and", "or", "if", "then", "first",
+    "next", "your", "task", "you", "when", "are", "be", "done", "this", "that", "find", "focus", "move",
+    "place", "put", "use", "which", "with", "will", "by", "from", "for", "at", "as", "after", "before",
+    "into", "located", "around", "part", "way", "completely", "created", "cause", "take", "actions",
+    "action", "make", "changes", "environment", "state", "matter", "determine", "whether", "two", "most",
+    "least", "thing", "things",
+})  # fmt: skip
+COLOURS = frozenset({
+    "red", "green", "blue", "orange", "yellow", "purple", "violet", "brown", "black", "white", "grey",
+    "gray",
+})  # fmt: skip
+LIFE_STAGE_WORDS = frozenset({
+    "adult", "baby", "juvenile", "egg", "seed", "seedling", "reproducing", "stage",
+})  # fmt: skip
 # Kinds of objects, by the last part of ScienceWorld's class name.
-STRUCTURAL = frozenset(
-    {
-        "Agent",
-        "InventoryContainer",
-        "Location",
-        "Outside",
-        "Room",
-        "Universe",
-        "Door",
-        "LiquidDrain",
-        "Portal",
-        "Air",
-    }
-)
-APPLIANCES = frozenset(
-    {
-        "Bathtub",
-        "BlastFurnace",
-        "Freezer",
-        "Fridge",
-        "Oven",
-        "Sink",
-        "Stove",
-        "Toilet",
-        "UltraColdFreezer",
-        "HotPlate",
-        "Ground",
-        "FirePit",
-        "Fountain",
-        "Hole",
-        "Sewer",
-        "InclinedPlane",
-    }
-)
+STRUCTURAL = frozenset({
+    "Agent", "InventoryContainer", "Location", "Outside", "Room", "Universe", "Door", "LiquidDrain",
+    "Portal", "Air",
+})  # fmt: skip
+APPLIANCES = frozenset({
+    "Bathtub", "BlastFurnace", "Freezer", "Fridge", "Oven", "Sink", "Stove", "Toilet", "UltraColdFreezer",
+    "HotPlate", "Ground", "FirePit", "Fountain", "Hole", "Sewer", "InclinedPlane",
+})  # fmt: skip
 NOT_ORGANISMS = frozenset({"Soil", "Pollen"})  # classes under livingthing.plant that are not organisms
 CLASS_PHRASES = {
     "living thing": "living",
@@ -203,6 +107,27 @@ def current_room(look: str) -> str:
     """The room's name, from "This room is called the kitchen." or "... is called the outside."."""
     match = re.search(r"is called the ([^.\n]+)\.", look)
     return match.group(1).strip() if match else ""
+
+
+def canonical(text: str) -> str:
+    """The simulator's text with every block of tab-indented lines sorted.
+
+    ScienceWorld lists a room's (or the inventory's) objects in hash-set order, which changes from one
+    load of the same variation to the next; sorting makes the observation a function of the state, as
+    the ``Environment`` contract requires. Candidates are ranked by value and text, so they repeat too,
+    except where the simulator's own disambiguated names vary (several paint cups; never seen in find-*).
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    block: list[str] = []
+    for line in [*lines, ""]:
+        if line.startswith("\t"):
+            block.append(line)
+            continue
+        out += sorted(block)
+        block = []
+        out.append(line)
+    return "\n".join(out[:-1])
 
 
 def tie_break(seed: int, text: str) -> int:
@@ -324,10 +249,13 @@ class TaskProfile:
                 return True
         return False
 
-    def relevance(self, referent: str, kind: str) -> float:
-        """Task words in the object's own name, plus one if it is of the class the task asks for."""
-        hits = len(set(words(head_phrase(referent))) & self.words)
-        return hits + float(self.target_class is not None and kind in CLASS_KINDS[self.target_class])
+    def name_hits(self, referent: str) -> float:
+        """How many of the task's words the object's own name holds ("red box": 2 in a red-box task)."""
+        return float(len(set(words(head_phrase(referent))) & self.words))
+
+    def class_match(self, kind: str) -> float:
+        """One if the object is of the class the task asks for (an animal in find-animal)."""
+        return float(self.target_class is not None and kind in CLASS_KINDS[self.target_class])
 
     def named_words(self, actions: list[ValidAction]) -> set[str]:
         """Words naming what the task is about: its named focus targets, the visible things of its class."""
@@ -360,6 +288,7 @@ class View:
     focus_step: int  # successful focuses so far: which of the task's focus steps comes next
     focused: frozenset[str] = frozenset()  # names of the objects focused on so far
     aliases: dict[int, tuple[str, ...]] = field(default_factory=dict)  # object id -> all its referents
+    rejected: frozenset[str] = frozenset()  # valid-list strings the parser refused in this very state
 
 
 @dataclass(frozen=True)
@@ -369,7 +298,8 @@ class Obj:
     name: str
     kind: str
     held: bool
-    relevance: float
+    relevance: float  # task words in its name + 1 if of the task's class (+ container / focus bonus)
+    named: float  # the same without the class: "non-living thing" makes every object of a class relevant
 
 
 @dataclass
@@ -382,12 +312,19 @@ class CandidateBuilder:
     seed: int
 
     def build(self, view: View, profile: TaskProfile) -> tuple[str, ...]:
+        """``look around``, the guarded focus targets, one action per other room, then the best-ranked
+        object actions, and ``wait1`` last (processes such as heating or growing need time to run).
+
+        Deterministic: ties are broken by a hash of (seed, text), never by an RNG's state.
+        """
+        if view.rejected:
+            view = replace(view, actions=[a for a in view.actions if a.text not in view.rejected])
         texts = {a.text for a in view.actions}
         head = ["look around"] if "look around" in texts else []
         if self.focus_guard:
             head += self._guarded_focus(view, profile)
         head += self._navigation(view.actions, current_room(view.look))
-        tail = ["wait1"] if "wait1" in texts else []  # processes (heating, growing) need time to run
+        tail = ["wait1"] if "wait1" in texts else []
         room = self.max_candidates - len(tail)
         chosen = head[:room]
         for text in self._ranked(view, profile):
@@ -398,8 +335,9 @@ class CandidateBuilder:
         return tuple((chosen + tail)[: self.max_candidates])
 
     def _guarded_focus(self, view: View, profile: TaskProfile) -> list[str]:
-        """Safe focus targets (``TaskProfile.focus_allowed``), never one already focused on: in tasks with
-        several focus steps ("First, focus on the thermometer. Next, ...") a repeated focus fails the task."""
+        """Safe focus targets (``TaskProfile.focus_allowed``; a seeded sample of ``FOCUS_SLOTS`` when more
+        pass), never one already focused on: with several focus steps ("First, focus on the thermometer.
+        Next, ...") a repeated focus fails the task."""
         safe = []
         for action in view.actions:
             target = action.text.removeprefix("focus on ")
@@ -431,20 +369,18 @@ class CandidateBuilder:
 
     def _ranked(self, view: View, profile: TaskProfile) -> list[str]:
         names = object_names(view.actions)
-        bonus = container_bonus(profile.named_words(view.actions), view.look) | dict.fromkeys(
-            view.focused, 2.0
-        )
+        bonus = container_bonus(profile.named_words(view.actions), view.look)
+        bonus.update(dict.fromkeys(view.focused, 2.0))  # the task is about the focused object from then on
+        skip = NAVIGATION + (("focus on ",) if self.focus_guard else ())
         scored: list[tuple[float, int, str]] = []
         for action in view.actions:
-            if action.text.startswith(NAVIGATION) or (
-                self.focus_guard and action.text.startswith("focus on ")
-            ):
+            if action.text.startswith(skip):
                 continue
             objs = []
             for obj_id, kind in zip(action.obj_ids, action.kinds, strict=True):
                 name = names.get(obj_id, "")
-                relevance = profile.relevance(name, kind) + bonus.get(head_phrase(name), 0.0)
-                objs.append(Obj(name, kind, obj_id in view.held, relevance))
+                named = profile.name_hits(name) + bonus.get(head_phrase(name), 0.0)
+                objs.append(Obj(name, kind, obj_id in view.held, named + profile.class_match(kind), named))
             value = action_value(action.text, objs)
             if value is not None and value > 0:
                 scored.append((-value, tie_break(self.seed, action.text), action.text))
@@ -491,12 +427,7 @@ def action_value(text: str, objs: list[Obj]) -> float | None:
             return None
         return (0.5 if first.kind == "furniture" else 2.0) + relevance
     if text.startswith("move "):
-        source, target = objs
-        if not (source.held or source.relevance) or source.kind in ("appliance", "box"):
-            return None
-        if target.kind not in ("box", "container", "furniture", "appliance"):
-            return None
-        return 1.0 + 2 * source.held + 3 * target.relevance + source.relevance
+        return _move_value(*objs)
     if text.startswith("focus on "):  # reached only with the focus guard off
         return 0.1 + relevance
     if text.startswith(("open ", "activate ")):
@@ -505,11 +436,27 @@ def action_value(text: str, objs: list[Obj]) -> float | None:
         return 0.5 + relevance
     if text.startswith("put down ") and first.held:
         return relevance or 0.1
-    return _value_if_relevant(text, objs, relevance)
+    return _value_if_relevant(text, objs, 3 * sum(o.named for o in objs))
+
+
+def _move_value(source: Obj, target: Obj) -> float | None:
+    """Moving something held or task-relevant into the answer box or a task-relevant container ranks high;
+    a relevant thing into any container (water into a pot) low; anything else, or a move to where the thing
+    already is ("move cup in red box to red box"), not at all."""
+    if not (source.held or source.relevance) or source.kind in ("appliance", "box"):
+        return None
+    if target.kind not in ("box", "container", "furniture", "appliance") or source.name.endswith(
+        f" in {target.name}"
+    ):
+        return None
+    if target.relevance or target.kind == "box":
+        return 1.0 + 2 * source.held + 3 * target.relevance + source.relevance
+    return 0.5 + source.relevance if source.relevance else None
 
 
 def _value_if_relevant(text: str, objs: list[Obj], relevance: float) -> float | None:
-    """Actions offered only when they touch the task: pour, mix, use, connect, look at / in, deactivate."""
+    """Actions offered only when they touch something the task names: pour, mix, use, connect, look at /
+    in, deactivate (not merely its class: "find a non-living thing" does not make pouring paint useful)."""
     if not relevance:
         return None
     first = objs[0]
@@ -521,8 +468,10 @@ def _value_if_relevant(text: str, objs: list[Obj], relevance: float) -> float | 
         return relevance if first.kind == "container" else None
     if text.startswith("use "):
         return relevance if first.held else None
-    if text.startswith(("connect ", "disconnect ", "deactivate ", "look at ")):
+    if text.startswith(("connect ", "disconnect ", "deactivate ")):
         return relevance - 1
+    if text.startswith("look at "):  # information only: below carrying things
+        return relevance / 3
     if text.startswith("look in ") and first.kind in ("container", "furniture", "appliance"):
         return relevance - 1
     return None
@@ -537,6 +486,7 @@ class _Episode:
     focus_done: int = 0
     focused: frozenset[str] = frozenset()
     aliases: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    rejected: set[tuple[tuple[str, str], str]] = field(default_factory=set)  # (state, action) refused
     last_text: str = ""
     snapshot: tuple[str, str, int] = ("", "", 0)  # look, inventory, raw score
     over: bool = False
@@ -636,7 +586,7 @@ class ScienceWorld(Environment):
         world_words = frozenset(w for obj in world.values() for r in obj["referents"] for w in words(r))
         episode = _Episode(task, description, TaskProfile.parse(description, world_words))
         episode.aliases = {int(k): tuple(obj["referents"]) for k, obj in world.items()}
-        look = str(server.step("look around"))  # the wrapper's reset makes the same first move
+        look = canonical(str(server.step("look around")))  # the wrapper's reset makes the same first move
         episode.last_text = look
         episode.snapshot = snapshot(server)
         self._episode = episode
@@ -649,11 +599,14 @@ class ScienceWorld(Environment):
         server = self._server()
         action = action.strip()
         before = episode.snapshot
-        text = str(server.step(action))
+        text = canonical(str(server.step(action)))
         ambiguous = text.startswith(AMBIGUOUS)
         if ambiguous:  # the simulator now waits for a number; any other input cancels, else it eats an action
             server.step("")
             text = text.rstrip() + CANCELLED
+        not_understood = text.startswith(NOT_UNDERSTOOD)
+        if ambiguous or not_understood:  # the valid list is not always parseable: two oranges held
+            episode.rejected.add((before[:2], action))
         episode.steps += 1
         episode.snapshot = after = snapshot(server)
         raw = after[2]
@@ -662,7 +615,7 @@ class ScienceWorld(Environment):
             episode.focused |= {head_phrase(action.removeprefix("focus on "))}
         refused = action.startswith(WORLD_VERBS) and raw == before[2] and REFUSAL.search(text) is not None
         repeated = before == after and text == episode.last_text  # e.g. a second "look around"
-        no_op = ambiguous or text.startswith(NOT_UNDERSTOOD) or refused or repeated
+        no_op = ambiguous or not_understood or refused or repeated
         episode.last_text = text
         won = raw >= WON_SCORE
         done = bool(server.getCompleted()) or won or raw < 0 or episode.steps >= self.max_steps
@@ -671,9 +624,17 @@ class ScienceWorld(Environment):
         observation = Observation(text, episode.description, candidates)
         return StepOutcome(observation, max(raw, 0) / 100, done, won, no_op)
 
+    def valid_actions(self) -> list[str]:
+        """Every valid action on a reachable object in the current state (e.g. to map generated text to)."""
+        if self._episode is None:
+            raise RuntimeError("no running episode: call reset() first")
+        return [a.text for a in self._valid_actions(self._server(), self._episode)[0]]
+
     def _candidates(self, server: Any, episode: _Episode) -> tuple[str, ...]:
         actions, held = self._valid_actions(server, episode)
-        view = View(actions, held, episode.snapshot[0], episode.focus_done, episode.focused, episode.aliases)
+        state = episode.snapshot[:2]
+        rejected = frozenset(a for s, a in episode.rejected if s == state)
+        view = View(actions, held, state[0], episode.focus_done, episode.focused, episode.aliases, rejected)
         return self.builder.build(view, episode.profile)
 
     def _valid_actions(self, server: Any, episode: _Episode) -> tuple[list[ValidAction], frozenset[int]]:
@@ -727,4 +688,4 @@ def held_objects(actions: list[ValidAction], in_view: set[int], inventory: str) 
 def snapshot(server: Any) -> tuple[str, str, int]:
     """What the agent can observe for free: the room, the inventory and the raw score (-100..100)."""
     score = round(100 * float(server.getScore()))
-    return str(server.freeActionLook()), str(server.freeActionInventory()), score
+    return canonical(str(server.freeActionLook())), canonical(str(server.freeActionInventory())), score

@@ -56,12 +56,16 @@ class OpenAILLM(LLM):
                 time.sleep(self.backoff * 2**attempt)
         raise ServerError(f"model server {url} (model {self.model!r}) failed after retries: {last}")
 
-    def _one(self, conversation: list[Message], max_new_tokens: int, temperature: float, seed: int,
-             prefill: str) -> Generation:
+    def _one(
+        self, conversation: list[Message], max_new_tokens: int, temperature: float, seed: int, prefill: str
+    ) -> Generation:
         messages = [{"role": m.role, "content": m.content} for m in conversation]
         payload: dict[str, Any] = {
-            "model": self.model, "messages": messages, "max_tokens": max_new_tokens,
-            "temperature": temperature, "seed": seed,
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": temperature,
+            "seed": seed,
         }
         if prefill:
             # vLLM continues a final assistant message with these flags; other servers may treat it as a turn.
@@ -70,7 +74,9 @@ class OpenAILLM(LLM):
         data = self._post(payload)
         text = data["choices"][0]["message"].get("content") or ""
         usage = data.get("usage") or {}
-        return Generation(prefill + text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+        return Generation(
+            prefill + text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        )
 
     def generate(
         self,

@@ -8,8 +8,8 @@ the sha256 recorded here, and converted once to a safetensors folder that loads 
 from __future__ import annotations
 
 import hashlib
-import json
 import importlib.metadata
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path

@@ -49,7 +49,9 @@ class TransformersLLM(LLM):
         if self.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if not Path(self.path).is_dir():
-            raise FileNotFoundError(f"model folder {self.path} does not exist (build it with the prepare_model rule)")
+            raise FileNotFoundError(
+                f"model folder {self.path} does not exist (build it with the prepare_model rule)"
+            )
         self._tok = AutoTokenizer.from_pretrained(self.path)
         self._tok.padding_side = "left"
         if self._tok.pad_token is None:
@@ -84,7 +86,9 @@ class TransformersLLM(LLM):
         import torch
 
         prompts = [self.chat_prompt(c, prefill) for c in conversations]
-        batch = self._tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        batch = self._tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
         torch.manual_seed(seed)
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": temperature, "top_p": 1.0}
@@ -122,7 +126,10 @@ class TransformersLLM(LLM):
             first_logprobs = torch.log_softmax(last_logits.float(), dim=-1)
             scores: list[float] = []
             for start in range(0, len(candidates), SCORE_CHUNK):
-                chunk = [self._encode(c) or [self._tok.eos_token_id] for c in candidates[start : start + SCORE_CHUNK]]
+                chunk = [
+                    self._encode(c) or [self._tok.eos_token_id]
+                    for c in candidates[start : start + SCORE_CHUNK]
+                ]
                 scores += self._score_chunk(cache, len(prefix), first_logprobs, chunk)
         self.usage.add(calls=1, prompt_tokens=len(prefix) + sum(len(self._encode(c)) for c in candidates))
         return scores
@@ -149,13 +156,17 @@ class TransformersLLM(LLM):
                 cache, keep = None, 0
         self.reused_prefix_tokens += keep
         out = self._model(
-            input_ids=torch.tensor([prefix[keep:]], device=self.device), past_key_values=cache, use_cache=True,
+            input_ids=torch.tensor([prefix[keep:]], device=self.device),
+            past_key_values=cache,
+            use_cache=True,
             logits_to_keep=1,
         )
         self._last_prefix, self._last_cache = prefix, out.past_key_values
         return out.past_key_values, out.logits[0, -1]
 
-    def _score_chunk(self, cache: Any, prefix_len: int, first_logprobs: Any, chunk: list[list[int]]) -> list[float]:
+    def _score_chunk(
+        self, cache: Any, prefix_len: int, first_logprobs: Any, chunk: list[list[int]]
+    ) -> list[float]:
         import torch
 
         width = max(len(ids) for ids in chunk)
@@ -164,10 +175,16 @@ class TransformersLLM(LLM):
         valid = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in chunk], device=self.device)
         batch_cache = copy.deepcopy(cache)
         batch_cache.batch_repeat_interleave(len(chunk))
-        mask = torch.cat([torch.ones(len(chunk), prefix_len, dtype=valid.dtype, device=self.device), valid], 1)
+        mask = torch.cat(
+            [torch.ones(len(chunk), prefix_len, dtype=valid.dtype, device=self.device), valid], 1
+        )
         positions = torch.arange(prefix_len, prefix_len + width, device=self.device).expand(len(chunk), -1)
         out = self._model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=batch_cache, use_cache=True
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=batch_cache,
+            use_cache=True,
         )
         logprobs = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
         totals = first_logprobs[ids[:, 0]]

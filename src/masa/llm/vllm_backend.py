@@ -23,7 +23,9 @@ class VLLMLLM(LLM):
         import vllm
 
         self._vllm = vllm
-        self._engine = vllm.LLM(model=self.model, tensor_parallel_size=self.tensor_parallel_size, dtype=self.dtype)
+        self._engine = vllm.LLM(
+            model=self.model, tensor_parallel_size=self.tensor_parallel_size, dtype=self.dtype
+        )
         self._tok = self._engine.get_tokenizer()
 
     def chat_prompt(self, conversation: list[Message], prefill: str = "") -> str:
@@ -41,7 +43,9 @@ class VLLMLLM(LLM):
         params = self._vllm.SamplingParams(max_tokens=max_new_tokens, temperature=temperature, seed=seed)
         outputs = self._engine.generate([self.chat_prompt(c, prefill) for c in conversations], params)
         results = [
-            Generation(prefill + out.outputs[0].text, len(out.prompt_token_ids), len(out.outputs[0].token_ids))
+            Generation(
+                prefill + out.outputs[0].text, len(out.prompt_token_ids), len(out.outputs[0].token_ids)
+            )
             for out in outputs
         ]
         self.usage.add(

@@ -86,8 +86,8 @@ def rewrite(
     input_library: SkillLibrary,
     category: str,
     task_description: str,
-    max_new_tokens: int = 384,
-    retries: int = 2,
+    max_new_tokens: int = 512,
+    retries: int = 1,
     seed: int = 0,
 ) -> RewriteResult:
     """Rewrite ``category``'s view of ``input_library`` for the model described by ``card_text``.
@@ -119,8 +119,8 @@ def load_rewriter(
     """The trained rewriter as a ``TransformersLLM``, in float32.
 
     A LoRA adapter is merged into the base weights in memory (no merged copy on disk to go stale); a full
-    fine-tune folder is loaded as it is. float32, because rounding the merged weights to bf16 can erase the
-    small LoRA deltas.
+    fine-tune folder is loaded as it is. float32 because rounding the merged weights to bf16 perturbs them by
+    ~17% of the LoRA delta (measured after 24 steps), and on CPU bf16 generation was no faster.
     """
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():

@@ -38,13 +38,13 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    learning_rate: float = 5e-4
-    epochs: int = 2
-    max_steps: int | None = 25  # cap on optimizer steps (bounds CPU time whatever the data size)
+    learning_rate: float = 3e-3  # for LoRA; full fine-tuning wants ~1e-5
+    epochs: int = 1
+    max_steps: int | None = 12  # cap on optimizer steps: bounds CPU time whatever the data size (None on GPU)
     warmup_ratio: float = 0.1
     effective_batch: int = 4
     micro_batch: int = 1
-    max_length: int = 768
+    max_length: int = 1024  # card + 3 general and 2 task skills in and out is ~1000 tokens
     max_grad_norm: float = 1.0
     seed: int = 0
     dtype: str = "float32"  # weight dtype for training; bf16 autocast is added on CUDA

@@ -24,16 +24,25 @@ METHOD_LABELS = {
 
 
 def evaluate_method(
-    method: str, backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any],
-    evaluation: dict[str, Any], model_dir: str | None, base_library: str, library: str | None,
-    out_path: str, threads: int | None = None,
+    method: str,
+    backbone: dict[str, Any],
+    env: dict[str, Any],
+    run: dict[str, Any],
+    evaluation: dict[str, Any],
+    model_dir: str | None,
+    base_library: str,
+    library: str | None,
+    out_path: str,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Play ``method``'s library on the held-out (test-split) instances of every category."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
     skills = None if method == "no_skill" else SkillLibrary.load(library) if library else ctx.base
     tasks = [t for c in ctx.env.categories() for t in ctx.tasks.evaluation[c]]
     try:
-        result = ctx.evaluator.run(skills, tasks, tuple(evaluation["seeds"]), label=f"{backbone['name']} {method}")
+        result = ctx.evaluator.run(
+            skills, tasks, tuple(evaluation["seeds"]), label=f"{backbone['name']} {method}"
+        )
     finally:
         ctx.close()
     resamples = evaluation["bootstrap_resamples"]
@@ -58,21 +67,23 @@ def results_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for r in records:
         s = r["summary"]
-        rows.append({
-            "backbone": r["backbone"],
-            "env": r["env"],
-            "method": METHOD_LABELS.get(r["method"], r["method"]),
-            "reward": s["reward_mean"],
-            "reward_low": s["reward_low"],
-            "reward_high": s["reward_high"],
-            "success_rate": s["success_rate"],
-            "progress": s["score_mean"],
-            "noop_rate": s["noop_rate"],
-            "episodes": s["episodes"],
-            "env_steps": s["steps"],
-            "llm_calls": s["llm_calls"],
-            "prompt_tokens": s["prompt_tokens"],
-        })
+        rows.append(
+            {
+                "backbone": r["backbone"],
+                "env": r["env"],
+                "method": METHOD_LABELS.get(r["method"], r["method"]),
+                "reward": s["reward_mean"],
+                "reward_low": s["reward_low"],
+                "reward_high": s["reward_high"],
+                "success_rate": s["success_rate"],
+                "progress": s["score_mean"],
+                "noop_rate": s["noop_rate"],
+                "episodes": s["episodes"],
+                "env_steps": s["steps"],
+                "llm_calls": s["llm_calls"],
+                "prompt_tokens": s["prompt_tokens"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -122,12 +133,15 @@ def plot_rewards(df: pd.DataFrame, path: str) -> None:
     plt.close(fig)
 
 
-def write_report(eval_paths: list[str], summary_md: str, summary_csv: str, plot_png: str,
-                 notes: dict[str, Any]) -> pd.DataFrame:
+def write_report(
+    eval_paths: list[str], summary_md: str, summary_csv: str, plot_png: str, notes: dict[str, Any]
+) -> pd.DataFrame:
     records = [read_json(p) for p in eval_paths]
     df = results_table(records)
     order = {label: i for i, label in enumerate(METHOD_LABELS.values())}
-    df = df.sort_values(["env", "backbone", "method"], key=lambda s: s.map(order) if s.name == "method" else s)
+    df = df.sort_values(
+        ["env", "backbone", "method"], key=lambda s: s.map(order) if s.name == "method" else s
+    )
     df.to_csv(summary_csv, index=False)
     plot_rewards(df, plot_png)
     parts = [

@@ -10,9 +10,27 @@ from masa.candidates import Candidate, load_candidates
 from masa.io import atomic_write_bytes
 
 TRAJECTORY_COLUMNS = (
-    "backbone", "env", "stage", "category", "iteration", "node_id", "parent_id", "depth", "library_json",
-    "reward_mean", "reward_low", "reward_high", "success_rate", "noop_rate", "episodes", "env_steps",
-    "llm_calls", "prompt_tokens", "completion_tokens", "teacher", "accepted",
+    "backbone",
+    "env",
+    "stage",
+    "category",
+    "iteration",
+    "node_id",
+    "parent_id",
+    "depth",
+    "library_json",
+    "reward_mean",
+    "reward_low",
+    "reward_high",
+    "success_rate",
+    "noop_rate",
+    "episodes",
+    "env_steps",
+    "llm_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "teacher",
+    "accepted",
 )
 
 

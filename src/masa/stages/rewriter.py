@@ -26,8 +26,15 @@ def task_description(env: str, category: str) -> str:
 
 
 def build_rewriter_data(
-    trajectory_paths: list[str], card_paths: dict[str, str], base_library: str, env: str, categories: list[str],
-    heldout_categories: list[str], min_reward_quantile: float, seed: int, out_path: str,
+    trajectory_paths: list[str],
+    card_paths: dict[str, str],
+    base_library: str,
+    env: str,
+    categories: list[str],
+    heldout_categories: list[str],
+    min_reward_quantile: float,
+    seed: int,
+    out_path: str,
 ) -> int:
     trajectories = pd.concat([pd.read_parquet(p) for p in trajectory_paths], ignore_index=True)
     examples = build_examples(
@@ -46,8 +53,9 @@ def build_rewriter_data(
     return len(examples)
 
 
-def fit_rewriter(dataset: str, base_model_dir: str, params: dict[str, Any], seed: int, out_dir: str,
-                 loss_plot: str) -> None:
+def fit_rewriter(
+    dataset: str, base_model_dir: str, params: dict[str, Any], seed: int, out_dir: str, loss_plot: str
+) -> None:
     """Fine-tune on the dataset; with no example (no search improved on its root) the folder says so and
     inference uses the base model, labelled untrained in the record."""
     examples = read_dataset(dataset)
@@ -60,10 +68,18 @@ def fit_rewriter(dataset: str, base_model_dir: str, params: dict[str, Any], seed
         plot_loss([], loss_plot)
         return
     config = TrainConfig(
-        method=params["method"], lora_r=params["lora_r"], lora_alpha=params["lora_alpha"],
-        learning_rate=params["learning_rate"], epochs=params["epochs"], max_steps=params.get("max_steps"),
-        warmup_ratio=params["warmup_ratio"], effective_batch=params["effective_batch"],
-        max_length=params["max_length"], seed=seed,
+        method=params["method"],
+        lora_r=params["lora_r"],
+        lora_alpha=params["lora_alpha"],
+        target_modules=tuple(params["target_modules"]),
+        bf16_on_cpu=params["bf16_on_cpu"],
+        learning_rate=params["learning_rate"],
+        epochs=params["epochs"],
+        max_steps=params.get("max_steps"),
+        warmup_ratio=params["warmup_ratio"],
+        effective_batch=params["effective_batch"],
+        max_length=params["max_length"],
+        seed=seed,
     )
     result = train_rewriter(base_model_dir, examples, out, config, log=log.info)
     plot_loss(result.loss_curve, loss_plot)
@@ -90,8 +106,17 @@ def plot_loss(curve: list[dict[str, float]], path: str) -> None:
 
 
 def apply_rewriter(
-    base_model_dir: str, adapter_dir: str, card_path: str, base_library: str, env: str, categories: list[str],
-    params: dict[str, Any], seed: int, out_library: str, out_record: str, threads: int | None = None,
+    base_model_dir: str,
+    adapter_dir: str,
+    card_path: str,
+    base_library: str,
+    env: str,
+    categories: list[str],
+    params: dict[str, Any],
+    seed: int,
+    out_library: str,
+    out_record: str,
+    threads: int | None = None,
 ) -> SkillLibrary:
     """One generation per category: the rewriter writes the backbone's skills from its card alone."""
     untrained = (Path(adapter_dir) / UNTRAINED).is_file()
@@ -106,10 +131,18 @@ def apply_rewriter(
     record: dict[str, Any] = {"untrained": untrained, "categories": {}}
     for category in categories:
         result = rewrite(
-            llm, card, library, category, task_description(env, category), params["max_new_tokens"],
-            params["retries"], seed,
+            llm,
+            card,
+            library,
+            category,
+            task_description(env, category),
+            params["max_new_tokens"],
+            params["retries"],
+            seed,
         )
-        log.info("%s: valid=%s attempts=%d fell_back=%s", category, result.valid, result.attempts, result.fell_back)
+        log.info(
+            "%s: valid=%s attempts=%d fell_back=%s", category, result.valid, result.attempts, result.fell_back
+        )
         library = result.library
         record["categories"][category] = {k: v for k, v in asdict(result).items() if k != "library"}
     record["usage"] = llm.usage.as_dict()

@@ -27,9 +27,17 @@ def write_transcript(path: str | Path, teacher: Teacher) -> None:
 
 
 def build_model_profile(
-    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], teacher_spec: dict[str, Any],
-    model_dir: str | None, teacher_model_dir: str | None, base_library: str,
-    card_path: str, rollouts_path: str, transcript_path: str, threads: int | None = None,
+    backbone: dict[str, Any],
+    env: dict[str, Any],
+    run: dict[str, Any],
+    teacher_spec: dict[str, Any],
+    model_dir: str | None,
+    teacher_model_dir: str | None,
+    base_library: str,
+    card_path: str,
+    rollouts_path: str,
+    transcript_path: str,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """The card: architecture from the weights, provenance from config, weaknesses from preliminary
     rollouts on the environment's dev split (disjoint from search and evaluation, checked in TaskSets)."""
@@ -41,13 +49,18 @@ def build_model_profile(
     teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
     provenance = backbone["spec"].get("provenance", {})
     draft = build_card(Path(model_dir) if model_dir else None, provenance, [])
-    card = build_card(Path(model_dir) if model_dir else None, provenance, teacher.weaknesses(draft, evaluation.episodes))
+    card = build_card(
+        Path(model_dir) if model_dir else None, provenance, teacher.weaknesses(draft, evaluation.episodes)
+    )
     write_yaml(card_path, card)
-    write_json(rollouts_path, {
-        "summary": evaluation.summary.as_dict(),
-        "tasks": [t.key for t in ctx.tasks.profile],
-        "episodes": [episode_to_dict(e) for e in evaluation.episodes],
-    })
+    write_json(
+        rollouts_path,
+        {
+            "summary": evaluation.summary.as_dict(),
+            "tasks": [t.key for t in ctx.tasks.profile],
+            "episodes": [episode_to_dict(e) for e in evaluation.episodes],
+        },
+    )
     write_transcript(transcript_path, teacher)
     return card
 
@@ -57,10 +70,21 @@ def searched_categories(ctx_categories: list[str], heldout: list[str]) -> list[s
 
 
 def climb(
-    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], teacher_spec: dict[str, Any],
-    search: dict[str, Any], heldout: list[str], model_dir: str | None, teacher_model_dir: str | None,
-    base_library: str, card_path: str, library_path: str, candidates_path: str, transcript_path: str,
-    checkpoint_path: str, threads: int | None = None,
+    backbone: dict[str, Any],
+    env: dict[str, Any],
+    run: dict[str, Any],
+    teacher_spec: dict[str, Any],
+    search: dict[str, Any],
+    heldout: list[str],
+    model_dir: str | None,
+    teacher_model_dir: str | None,
+    base_library: str,
+    card_path: str,
+    library_path: str,
+    candidates_path: str,
+    transcript_path: str,
+    checkpoint_path: str,
+    threads: int | None = None,
 ) -> None:
     """Stage 1 on the search instances of every non-held-out category."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
@@ -68,22 +92,41 @@ def climb(
     suite = [t for c in searched_categories(ctx.env.categories(), heldout) for t in ctx.tasks.search[c]]
     try:
         result = climb_general_skills(
-            ctx.base, lambda lib, label: ctx.evaluator.run(lib, suite, label=label), teacher,
-            read_yaml(card_path), HillClimbConfig(**search), ctx.seed, Path(checkpoint_path),
+            ctx.base,
+            lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
+            teacher,
+            read_yaml(card_path),
+            HillClimbConfig(**search),
+            ctx.seed,
+            Path(checkpoint_path),
         )
     finally:
         ctx.close()
-    save_candidates(candidates_path, result.candidates, {"best": result.best.node_id, "stopped_by": result.stopped_by})
+    save_candidates(
+        candidates_path, result.candidates, {"best": result.best.node_id, "stopped_by": result.stopped_by}
+    )
     write_transcript(transcript_path, teacher)
     result.best.library.save(library_path)
     Path(checkpoint_path).unlink(missing_ok=True)
 
 
 def search_category(
-    backbone: dict[str, Any], env: dict[str, Any], run: dict[str, Any], teacher_spec: dict[str, Any],
-    search: dict[str, Any], category: str, model_dir: str | None, teacher_model_dir: str | None,
-    base_library: str, general_library: str, card_path: str, library_path: str, tree_path: str,
-    transcript_path: str, checkpoint_path: str, threads: int | None = None,
+    backbone: dict[str, Any],
+    env: dict[str, Any],
+    run: dict[str, Any],
+    teacher_spec: dict[str, Any],
+    search: dict[str, Any],
+    category: str,
+    model_dir: str | None,
+    teacher_model_dir: str | None,
+    base_library: str,
+    general_library: str,
+    card_path: str,
+    library_path: str,
+    tree_path: str,
+    transcript_path: str,
+    checkpoint_path: str,
+    threads: int | None = None,
 ) -> None:
     """Stage 2 for one category, with Stage 1's general skills frozen."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
@@ -93,8 +136,14 @@ def search_category(
     suite = ctx.tasks.search[category]
     try:
         result = search_task_skills(
-            SkillLibrary.load(general_library), category, lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
-            teacher, read_yaml(card_path), UCBConfig(**search), ctx.seed, Path(checkpoint_path),
+            SkillLibrary.load(general_library),
+            category,
+            lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
+            teacher,
+            read_yaml(card_path),
+            UCBConfig(**search),
+            ctx.seed,
+            Path(checkpoint_path),
         )
     finally:
         ctx.close()
@@ -112,4 +161,3 @@ def merge_library(general_library: str, category_libraries: dict[str, str], out_
         merged.task_specific_skills[category] = SkillLibrary.load(path).task_specific_skills.get(category, [])
     merged.save(out_path)
     return merged
-
