@@ -21,6 +21,14 @@ class Usage:
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
 
+    def add_generations(self, generations: list[Generation]) -> None:
+        """Count one call per generation with the tokens each reported."""
+        self.add(
+            calls=len(generations),
+            prompt_tokens=sum(g.prompt_tokens for g in generations),
+            completion_tokens=sum(g.completion_tokens for g in generations),
+        )
+
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 

@@ -90,11 +90,7 @@ class OpenAILLM(LLM):
             results = list(
                 pool.map(lambda c: self._one(c, max_new_tokens, temperature, seed, prefill), conversations)
             )
-        self.usage.add(
-            calls=len(results),
-            prompt_tokens=sum(r.prompt_tokens for r in results),
-            completion_tokens=sum(r.completion_tokens for r in results),
-        )
+        self.usage.add_generations(results)
         return results
 
     def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:

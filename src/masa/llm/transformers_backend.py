@@ -106,11 +106,7 @@ class TransformersLLM(LLM):
             new = new[new != self._tok.pad_token_id] if self._tok.pad_token_id is not None else new
             text = self._tok.decode(new, skip_special_tokens=True)
             results.append(Generation(prefill + text, int(mask.sum()), len(new)))
-        self.usage.add(
-            calls=len(results),
-            prompt_tokens=sum(g.prompt_tokens for g in results),
-            completion_tokens=sum(g.completion_tokens for g in results),
-        )
+        self.usage.add_generations(results)
         return results
 
     # --- scoring -----------------------------------------------------------------------------------------------

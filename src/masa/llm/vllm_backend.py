@@ -48,11 +48,7 @@ class VLLMLLM(LLM):
             )
             for out in outputs
         ]
-        self.usage.add(
-            calls=len(results),
-            prompt_tokens=sum(r.prompt_tokens for r in results),
-            completion_tokens=sum(r.completion_tokens for r in results),
-        )
+        self.usage.add_generations(results)
         return results
 
     def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
