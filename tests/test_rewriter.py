@@ -332,3 +332,18 @@ def test_extract_json_object() -> None:
     assert extract_json_object('x {"a": "}{", "b": {"c": 1}} y {"d": 2}') == {"a": "}{", "b": {"c": 1}}
     assert extract_json_object('{"broken": [1, 2} then {"ok": "\\"}"}') == {"ok": '"}'}
     assert extract_json_object("no object [1, 2]") is None
+
+
+def test_a_stage1_gain_alone_makes_a_target_and_no_gain_makes_none() -> None:
+    """The default run's case: Stage 1 improved, every Stage 2 node tied its root."""
+    frame = trajectories()
+    flat_task = (frame["backbone"] == "alpha") & (frame["stage"] == "task")
+    frame.loc[flat_task, "reward_mean"] = 0.5  # no Stage 2 gain for alpha
+    kwargs = {"min_reward_quantile": 0.0, "augment": AugmentConfig(), "seed": 0}
+    got = build_examples(frame, CARDS, base_library(), TASKS, HELDOUT_CATEGORIES, HELDOUT_BACKBONES, **kwargs)
+    assert {ex.category for ex in got if ex.backbone == "alpha"} == {"boil", "freeze"}
+    general = (frame["backbone"] == "alpha") & (frame["stage"] == "general")
+    frame.loc[general, "reward_mean"] = 0.3  # and no Stage 1 gain either
+    got = build_examples(frame, CARDS, base_library(), TASKS, HELDOUT_CATEGORIES, HELDOUT_BACKBONES, **kwargs)
+    assert not [ex for ex in got if ex.backbone == "alpha"]
+    assert not [ex for ex in got if ex.backbone == "flat"]  # "flat" never improved anywhere

@@ -215,16 +215,22 @@ def _combine(general_row: pd.Series | None, task_row: pd.Series | None, category
 def _target(general: pd.DataFrame, task: pd.DataFrame, category: str, threshold: float) -> _Target | None:
     """The best evolved set for one category, if it clears the quality bar; ``None`` otherwise.
 
-    The reward compared is the task-stage one when the category had a task search (it was measured on that
-    category), else the general-stage one; both must beat the root of the same search.
+    The target combines the best general skills with the category's best task skills. It counts as evolved
+    when either search strictly beat its own root: a Stage 1 gain is already inside every Stage 2 node (the
+    task root is evaluated with Stage 1's result), so requiring a Stage 2 gain alone would discard it. The
+    reward held against the quantile ``threshold`` is the task-stage one when the category had a task search
+    (it was measured on that category), else the general-stage one.
     """
     if general.empty and task.empty:
         return None
     best_general = _best(general) if len(general) else None
+    general_gain = best_general is not None and float(best_general["reward_mean"]) > float(
+        _root(general)["reward_mean"]
+    )
+    task_gain = len(task) > 0 and float(_best(task)["reward_mean"]) > float(_root(task)["reward_mean"])
     pool = task if len(task) else general
     best = _best(pool)
-    reward = float(best["reward_mean"])
-    if reward < threshold or reward <= float(_root(pool)["reward_mean"]):
+    if float(best["reward_mean"]) < threshold or not (general_gain or task_gain):
         return None
     used = {str(best["node_id"])} | ({str(best_general["node_id"])} if best_general is not None else set())
     return _Target(_combine(best_general, best if len(task) else None, category), frozenset(used))
