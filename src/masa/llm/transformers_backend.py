@@ -117,17 +117,15 @@ class TransformersLLM(LLM):
         import torch
 
         prefix = self._encode(self.chat_prompt(conversation, prefill))
+        encoded = [self._encode(c) for c in candidates]  # once: the chunks and the token count both need them
         with torch.inference_mode():
             cache, last_logits = self._prefix_state(prefix)
             first_logprobs = torch.log_softmax(last_logits.float(), dim=-1)
             scores: list[float] = []
-            for start in range(0, len(candidates), SCORE_CHUNK):
-                chunk = [
-                    self._encode(c) or [self._tok.eos_token_id]
-                    for c in candidates[start : start + SCORE_CHUNK]
-                ]
+            for start in range(0, len(encoded), SCORE_CHUNK):
+                chunk = [ids or [self._tok.eos_token_id] for ids in encoded[start : start + SCORE_CHUNK]]
                 scores += self._score_chunk(cache, len(prefix), first_logprobs, chunk)
-        self.usage.add(calls=1, prompt_tokens=len(prefix) + sum(len(self._encode(c)) for c in candidates))
+        self.usage.add(calls=1, prompt_tokens=len(prefix) + sum(len(ids) for ids in encoded))
         return scores
 
     def _prefix_state(self, prefix: list[int]) -> tuple[Any, Any]:
