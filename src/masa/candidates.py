@@ -63,3 +63,9 @@ def save_candidates(path: str | Path, candidates: list[Candidate], state: dict[s
 def load_candidates(path: str | Path) -> tuple[list[Candidate], dict[str, Any]]:
     data = read_json(path)
     return [Candidate.from_dict(c) for c in data["candidates"]], data["state"]
+
+
+def save_checkpoint(path: Path | None, candidates: list[Candidate], state: dict[str, Any]) -> None:
+    """Save a search's progress after an iteration; a search run without a checkpoint path keeps none."""
+    if path is not None:
+        save_candidates(path, candidates, state)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from masa.candidates import Candidate, load_candidates, save_candidates
+from masa.candidates import Candidate, load_candidates, save_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -72,7 +72,7 @@ def climb_general_skills(
             "g0", "", 0, "general", "", initial, root_eval.summary, root_eval.episodes, "initial", True
         )
         candidates, state = [root], {"iteration": 0, "best": "g0", "patience": 0, "stopped_by": "iterations"}
-        _checkpoint(checkpoint, candidates, state)
+        save_checkpoint(checkpoint, candidates, state)
     by_id = {c.node_id: c for c in candidates}
     while state["iteration"] < config.iterations and state["patience"] < config.patience:
         iteration = state["iteration"] + 1
@@ -118,10 +118,5 @@ def climb_general_skills(
         state["iteration"] = iteration
         if state["patience"] >= config.patience:
             state["stopped_by"] = "patience"
-        _checkpoint(checkpoint, candidates, state)
+        save_checkpoint(checkpoint, candidates, state)
     return HillClimbResult(by_id[state["best"]], candidates, state["stopped_by"])
-
-
-def _checkpoint(path: Path | None, candidates: list[Candidate], state: dict) -> None:
-    if path is not None:
-        save_candidates(path, candidates, state)

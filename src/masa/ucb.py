@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from masa.candidates import Candidate, load_candidates, save_candidates
+from masa.candidates import Candidate, load_candidates, save_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -97,7 +97,7 @@ def search_task_skills(
             value_sum=root_eval.summary.reward_mean,
         )
         nodes_list, state = [root], {"iteration": 0}
-        _checkpoint(checkpoint, nodes_list, state)
+        save_checkpoint(checkpoint, nodes_list, state)
     nodes = {n.node_id: n for n in nodes_list}
     while state["iteration"] < config.iterations:
         iteration = state["iteration"] + 1
@@ -140,13 +140,8 @@ def search_task_skills(
             rewrite.source,
         )
         state["iteration"] = iteration
-        _checkpoint(checkpoint, list(nodes.values()), state)
+        save_checkpoint(checkpoint, list(nodes.values()), state)
     ordered = list(nodes.values())
     best = best_node(ordered)
     best.accepted = True
     return TreeResult(best, ordered)
-
-
-def _checkpoint(path: Path | None, nodes: list[Candidate], state: dict) -> None:
-    if path is not None:
-        save_candidates(path, nodes, state)
