@@ -13,6 +13,7 @@ from masa.agent import EpisodeResult
 from masa.io import read_json, write_json
 from masa.rollout import Evaluation, Summary, episode_from_dict, episode_to_dict
 from masa.skills import SkillLibrary
+from masa.teacher import TeacherCall, transcript_records
 
 
 @dataclass
@@ -65,7 +66,22 @@ def load_candidates(path: str | Path) -> tuple[list[Candidate], dict[str, Any]]:
     return [Candidate.from_dict(c) for c in data["candidates"]], data["state"]
 
 
-def save_checkpoint(path: Path | None, candidates: list[Candidate], state: dict[str, Any]) -> None:
-    """Save a search's progress after an iteration; a search run without a checkpoint path keeps none."""
+def save_checkpoint(
+    path: Path | None, candidates: list[Candidate], state: dict[str, Any], transcript: list[TeacherCall]
+) -> None:
+    """Save a search's progress after an iteration; a search run without a checkpoint path keeps none.
+
+    The teacher's transcript so far goes with it: a resumed run must still save every prompt and reply of
+    the whole search, not only those made after the kill.
+    """
     if path is not None:
-        save_candidates(path, candidates, state)
+        save_candidates(path, candidates, {**state, "transcript": transcript_records(transcript)})
+
+
+def load_checkpoint(path: Path | None) -> tuple[list[Candidate], dict[str, Any], list[TeacherCall]] | None:
+    """The saved candidates, loop state and teacher transcript, or None when there is no checkpoint."""
+    if path is None or not path.is_file():
+        return None
+    candidates, state = load_candidates(path)
+    transcript = [TeacherCall(**record) for record in state.pop("transcript", [])]
+    return candidates, state, transcript

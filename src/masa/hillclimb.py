@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from masa.candidates import Candidate, load_candidates, save_checkpoint
+from masa.candidates import Candidate, load_checkpoint, save_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -63,8 +63,9 @@ def climb_general_skills(
     Every candidate is scored on the same suite as the incumbent (``evaluate`` is fixed), so the comparison
     uses common random numbers. Task-specific skills keep their initial value.
     """
-    if checkpoint is not None and checkpoint.is_file():
-        candidates, state = load_candidates(checkpoint)
+    resumed = load_checkpoint(checkpoint)
+    if resumed is not None:
+        candidates, state, teacher.transcript = resumed
         log.info("resuming hill climbing from %s at iteration %d", checkpoint, state["iteration"] + 1)
     else:
         root_eval = evaluate(initial, "stage1 initial")
@@ -72,7 +73,7 @@ def climb_general_skills(
             "g0", "", 0, "general", "", initial, root_eval.summary, root_eval.episodes, "initial", True
         )
         candidates, state = [root], {"iteration": 0, "best": "g0", "patience": 0, "stopped_by": "iterations"}
-        save_checkpoint(checkpoint, candidates, state)
+        save_checkpoint(checkpoint, candidates, state, teacher.transcript)
     by_id = {c.node_id: c for c in candidates}
     while state["iteration"] < config.iterations and state["patience"] < config.patience:
         iteration = state["iteration"] + 1
@@ -118,5 +119,5 @@ def climb_general_skills(
         state["iteration"] = iteration
         if state["patience"] >= config.patience:
             state["stopped_by"] = "patience"
-        save_checkpoint(checkpoint, candidates, state)
+        save_checkpoint(checkpoint, candidates, state, teacher.transcript)
     return HillClimbResult(by_id[state["best"]], candidates, state["stopped_by"])

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from masa.candidates import Candidate, load_candidates, save_checkpoint
+from masa.candidates import Candidate, load_checkpoint, save_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -76,8 +76,9 @@ def search_task_skills(
     checkpoint: Path | None = None,
 ) -> TreeResult:
     """Search ``category``'s task skills with the rest of ``library`` (general skills) frozen."""
-    if checkpoint is not None and checkpoint.is_file():
-        nodes_list, state = load_candidates(checkpoint)
+    resumed = load_checkpoint(checkpoint)
+    if resumed is not None:
+        nodes_list, state, teacher.transcript = resumed
         log.info(
             "resuming UCB search of %s from %s at iteration %d", category, checkpoint, state["iteration"] + 1
         )
@@ -97,7 +98,7 @@ def search_task_skills(
             value_sum=root_eval.summary.reward_mean,
         )
         nodes_list, state = [root], {"iteration": 0}
-        save_checkpoint(checkpoint, nodes_list, state)
+        save_checkpoint(checkpoint, nodes_list, state, teacher.transcript)
     nodes = {n.node_id: n for n in nodes_list}
     while state["iteration"] < config.iterations:
         iteration = state["iteration"] + 1
@@ -140,7 +141,7 @@ def search_task_skills(
             rewrite.source,
         )
         state["iteration"] = iteration
-        save_checkpoint(checkpoint, list(nodes.values()), state)
+        save_checkpoint(checkpoint, list(nodes.values()), state, teacher.transcript)
     ordered = list(nodes.values())
     best = best_node(ordered)
     best.accepted = True

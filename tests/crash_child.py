@@ -1,0 +1,198 @@
+"""A search run in its own process, for the kill-and-resume tests (tests/test_crash.py).
+
+It runs the real search code (``masa.hillclimb`` / ``masa.ucb`` through the real ``Evaluator``, agent and
+rollout cache) with a deterministic fake model and environment, and records to ``workdir``:
+
+- ``llm_calls.log``: one line per model call (flushed, so it survives SIGKILL);
+- ``episodes.log``: the cache key of every episode actually played (not served from the cache);
+- ``result.json``: the final library and candidate records, written when the run finishes.
+
+``--pause KIND:N`` makes the run stop at a chosen point, write ``paused`` and sleep, so that the test can
+SIGKILL it at exactly that point: ``checkpoint:N`` after the N-th checkpoint save, ``accepted:1`` after
+the checkpoint that records the first accepted rewrite, ``episode:N`` after the N-th played episode,
+``replace:N`` inside the N-th checkpoint write (temporary file written, not yet renamed).
+
+Usage: python tests/crash_child.py {hillclimb,ucb} WORKDIR [--pause KIND:N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import masa.hillclimb
+import masa.io
+import masa.ucb
+from masa.agent import Agent, AgentConfig
+from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
+from masa.hillclimb import HillClimbConfig, climb_general_skills
+from masa.llm.base import LLM
+from masa.rollout import Evaluator, RolloutCache
+from masa.skills import Skill, SkillLibrary
+from masa.teacher import EditTeacher
+from masa.ucb import UCBConfig, search_task_skills
+
+CATEGORY = "walk"
+INITIAL = SkillLibrary(
+    general_skills=[Skill("g1", "Look", "Look around first. Then act."), Skill("g2", "Move", "Go forward.")],
+    task_specific_skills={CATEGORY: [Skill("w1", "Walk", "Walk to the end. Do not wait.", "in corridors")]},
+)
+POOL = [Skill(f"p{i}", f"Tip {i}", f"Tip number {i} says go forward {i} times. Count.") for i in range(8)]
+
+
+class HashLLM(LLM):
+    """Scores each action by a hash of (prompt, action): deterministic across processes, and a different
+    skill text gives a different policy, so rewrites win and lose like real ones."""
+
+    def __init__(self, calls_log: Path):
+        super().__init__("hash-llm")
+        self.calls_log = open(calls_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+
+    def _record(self) -> None:
+        self.calls_log.write(f"{os.getpid()}\n")
+        self.calls_log.flush()
+
+    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill=""):
+        raise AssertionError("the crash tests use the score policy")
+
+    def score(self, conversation, candidates, prefill=""):
+        self._record()
+        self.usage.add(calls=1, prompt_tokens=10)
+        prompt = conversation[-1].content
+        return [int(hashlib.sha256(f"{prompt}|{c}".encode()).hexdigest()[:6], 16) / 16**6 for c in candidates]
+
+
+class Corridor(Environment):
+    """Four rooms; 'go forward' advances, 'wait' and 'look' change nothing; reaching the end wins."""
+
+    name = "corridor"
+    max_steps = 5
+
+    def __init__(self):
+        self.position = 0
+
+    def categories(self):
+        return [CATEGORY]
+
+    def instances(self, category, split):
+        return [TaskInstance(self.name, category, str(i), split) for i in range(3)]
+
+    def _obs(self):
+        return Observation(f"room {self.position}", "reach the end", ("go forward", "wait", "look"))
+
+    def reset(self, task):
+        self.position = int(task.instance) % 2
+        return self._obs()
+
+    def step(self, action):
+        moved = action == "go forward"
+        self.position += moved
+        won = self.position >= 4
+        return StepOutcome(self._obs(), self.position / 4, won, won, not moved)
+
+
+class LoggedCache(RolloutCache):
+    """The real cache, plus a line in ``episodes.log`` for every episode that was actually played."""
+
+    def __init__(self, root: Path, log: Path, pause: tuple[str, int] | None):
+        super().__init__(root)
+        self.log, self.pause, self.played = log, pause, 0
+
+    def put(self, key, episode):
+        super().put(key, episode)
+        with open(self.log, "a", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+        self.played += 1
+        if self.pause == ("episode", self.played):
+            stop_here()
+
+
+WORKDIR = Path(".")
+
+
+def stop_here() -> None:
+    """Tell the test we are at the kill point, then wait for the SIGKILL."""
+    (WORKDIR / "paused").write_text(str(os.getpid()))
+    time.sleep(600)
+    raise SystemExit("not killed")
+
+
+def install_checkpoint_pauses(module, checkpoint: Path, pause: tuple[str, int] | None) -> None:
+    """Wrap the search module's checkpoint save (and the rename inside it) to stop at the chosen point."""
+    saves = {"n": 0}
+    original_save = module.save_checkpoint
+    original_replace = os.replace
+
+    def save(path, candidates, state, transcript):
+        saves["n"] += 1
+        original_save(path, candidates, state, transcript)
+        if pause == ("checkpoint", saves["n"]):
+            stop_here()
+        if pause and pause[0] == "accepted" and any(c.accepted and c.iteration > 0 for c in candidates):
+            stop_here()
+
+    def replace(src, dst):
+        if pause == ("replace", saves["n"]) and Path(dst) == checkpoint:
+            stop_here()
+        original_replace(src, dst)
+
+    module.save_checkpoint = save
+    masa.io.os.replace = replace
+
+
+def main() -> None:
+    global WORKDIR
+    parser = argparse.ArgumentParser()
+    parser.add_argument("search", choices=["hillclimb", "ucb"])
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--pause", default="")
+    args = parser.parse_args()
+    WORKDIR = args.workdir
+    kind, _, number = args.pause.partition(":")
+    pause = (kind, int(number)) if kind else None
+    checkpoint = WORKDIR / "checkpoint.json"
+    cache = LoggedCache(WORKDIR / "cache", WORKDIR / "episodes.log", pause)
+    env = Corridor()
+    evaluator = Evaluator(
+        Agent(HashLLM(WORKDIR / "llm_calls.log"), AgentConfig(policy="score")),
+        env,
+        "hash-llm@0",
+        noop_penalty=0.25,
+        cache=cache,
+        progress=False,
+    )
+    suite = env.instances(CATEGORY, "train")
+
+    def evaluate(library, label):
+        return evaluator.run(library, suite, seeds=(0, 1), label=label)
+
+    teacher = EditTeacher(POOL)
+    if args.search == "hillclimb":
+        install_checkpoint_pauses(masa.hillclimb, checkpoint, pause)
+        result = climb_general_skills(
+            INITIAL, evaluate, teacher, {}, HillClimbConfig(iterations=6, patience=3), 7, checkpoint
+        )
+        best, records, extra = result.best, result.candidates, {"stopped_by": result.stopped_by}
+    else:
+        install_checkpoint_pauses(masa.ucb, checkpoint, pause)
+        tree = search_task_skills(
+            INITIAL, CATEGORY, evaluate, teacher, {}, UCBConfig(iterations=6, max_children=2), 7, checkpoint
+        )
+        best, records, extra = tree.best, tree.nodes, {}
+    masa.io.write_json(
+        WORKDIR / "result.json",
+        {
+            "best": best.node_id,
+            "library": best.library.to_dict(),
+            "candidates": [c.to_dict() for c in records],
+            "transcript": [c.__dict__ for c in teacher.transcript],
+            **extra,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
