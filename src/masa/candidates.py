@@ -5,15 +5,18 @@ The same record feeds checkpoints (resume), the stage outputs and the Parquet tr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from masa.agent import EpisodeResult
-from masa.io import read_json, write_json
+from masa.io import CorruptFileError, read_checked_json, write_checked_json
 from masa.rollout import Evaluation, Summary, episode_from_dict, episode_to_dict
-from masa.skills import SkillLibrary
+from masa.skills import LibraryFormatError, SkillLibrary
 from masa.teacher import TeacherCall, transcript_records
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,11 +61,11 @@ class Candidate:
 
 def save_candidates(path: str | Path, candidates: list[Candidate], state: dict[str, Any]) -> None:
     """A checkpoint or stage record: every candidate plus the loop's own state."""
-    write_json(path, {"state": state, "candidates": [c.to_dict() for c in candidates]})
+    write_checked_json(path, {"state": state, "candidates": [c.to_dict() for c in candidates]})
 
 
 def load_candidates(path: str | Path) -> tuple[list[Candidate], dict[str, Any]]:
-    data = read_json(path)
+    data = read_checked_json(path)
     return [Candidate.from_dict(c) for c in data["candidates"]], data["state"]
 
 
@@ -79,9 +82,17 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path | None) -> tuple[list[Candidate], dict[str, Any], list[TeacherCall]] | None:
-    """The saved candidates, loop state and teacher transcript, or None when there is no checkpoint."""
+    """The saved candidates, loop state and teacher transcript, or None when there is no usable checkpoint.
+
+    A damaged checkpoint is never used: the search starts over, and the rollout cache serves every episode
+    it had finished, so starting over costs no model call.
+    """
     if path is None or not path.is_file():
         return None
-    candidates, state = load_candidates(path)
+    try:
+        candidates, state = load_candidates(path)
+    except (CorruptFileError, LibraryFormatError, KeyError, TypeError) as err:
+        log.warning("ignoring damaged checkpoint %s, starting the search over: %s", path, err)
+        return None
     transcript = [TeacherCall(**record) for record in state.pop("transcript", [])]
     return candidates, state, transcript

@@ -1,7 +1,14 @@
-"""Crash-safe file output: every stage writes through these so a killed job never leaves a half file."""
+"""Crash-safe file output: every stage writes through these so a killed job never leaves a half file.
+
+Files that are read back to skip work (rollout cache entries, checkpoints, candidate records, Parquet) also
+carry a check a reader verifies, so a damaged file is detected and recomputed, never used: JSON records embed
+the sha256 of their own content, Parquet files carry page checksums and a footer.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import tempfile
@@ -9,6 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+CHECKSUM_KEY = "sha256"
+
+
+class CorruptFileError(ValueError):
+    """A file that is truncated or altered; the message names it and how to get it rebuilt."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -45,3 +58,62 @@ def write_yaml(path: str | Path, data: Any) -> None:
 
 def read_yaml(path: str | Path) -> Any:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def _content_digest(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def write_checked_json(path: str | Path, data: dict[str, Any]) -> None:
+    """``write_json`` with the sha256 of the content embedded under ``"sha256"``."""
+    write_json(path, {**data, CHECKSUM_KEY: _content_digest(data)})
+
+
+def read_checked_json(path: str | Path) -> dict[str, Any]:
+    """The content written by ``write_checked_json`` (without its checksum).
+
+    Raises CorruptFileError for a file that does not parse or whose checksum does not match. A record with no
+    checksum at all predates checksums and is accepted as it is.
+    """
+    try:
+        data = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path}: truncated or damaged JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise CorruptFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    if CHECKSUM_KEY not in data:
+        return data
+    stored = data.pop(CHECKSUM_KEY)
+    if stored != _content_digest(data):
+        raise CorruptFileError(f"{path}: content does not match its sha256 (the file was altered or damaged)")
+    return data
+
+
+def write_parquet(path: str | Path, table: Any) -> None:
+    """A pyarrow Table as Parquet with page checksums, written atomically."""
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, write_page_checksum=True)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def read_parquet(path: str | Path) -> Any:
+    """A Parquet file as a pyarrow Table, its footer and page checksums verified.
+
+    Raises CorruptFileError naming the file: a consumer cannot rebuild another rule's output, so the message
+    says how to have it rebuilt.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, page_checksum_verification=True)
+    except (pa.ArrowException, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise CorruptFileError(
+            f"{path}: truncated or damaged Parquet ({err}); delete it and re-run so the rule that writes it "
+            "rebuilds it"
+        ) from err

@@ -16,7 +16,7 @@ from statistics import fmean
 
 from masa.agent import Agent, EpisodeResult, Step
 from masa.envs.base import Environment, TaskInstance
-from masa.io import atomic_write_text
+from masa.io import CorruptFileError, read_checked_json, write_checked_json
 from masa.skills import SkillLibrary
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,8 @@ class RolloutCache:
         if path is None or not path.is_file():
             return None
         try:
-            episode = episode_from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError) as err:  # a damaged entry is recomputed, never used
+            episode = episode_from_dict(read_checked_json(path))
+        except (CorruptFileError, TypeError) as err:  # a damaged entry is recomputed, never used
             log.warning("ignoring unreadable cache entry %s: %s", path, err)
             return None
         episode.cached = True
@@ -126,7 +126,7 @@ class RolloutCache:
         self.misses += 1
         path = self.path(key)
         if path is not None:
-            atomic_write_text(path, json.dumps(episode_to_dict(episode)))
+            write_checked_json(path, episode_to_dict(episode))
 
 
 @dataclass

@@ -8,7 +8,6 @@ learns to move any starting point toward the backbone's best set instead of copy
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from collections.abc import Iterable
@@ -18,9 +17,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from masa.io import atomic_write_bytes
+from masa.io import read_parquet, write_parquet
 from masa.llm.base import Message
 from masa.skills import Skill, SkillLibrary
 
@@ -365,11 +363,9 @@ def write_dataset(examples: list[RewriterExample], path: str | Path) -> None:
     names = [f.name for f in fields(RewriterExample)]
     schema = pa.schema([(name, pa.string()) for name in names])
     table = pa.Table.from_pylist([asdict(ex) for ex in examples], schema=schema)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    write_parquet(path, table)
 
 
 def read_dataset(path: str | Path) -> list[RewriterExample]:
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path).to_pandas()
     return [RewriterExample(**{k: str(v) for k, v in row.items()}) for row in frame.to_dict("records")]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
+import pyarrow as pa
 
 from masa.candidates import Candidate, load_candidates
-from masa.io import atomic_write_bytes
+from masa.io import write_parquet
 
 TRAJECTORY_COLUMNS = (
     "backbone",
@@ -68,6 +67,5 @@ def export_trajectories(backbone: str, env: str, candidate_files: list[str], out
     for path in candidate_files:
         rows += candidate_rows(backbone, env, load_candidates(path)[0])
     frame = pd.DataFrame(rows, columns=list(TRAJECTORY_COLUMNS))
-    # Parquet is written to memory first so the file on disk is always complete (atomic rename).
-    atomic_write_bytes(Path(out_path), frame.to_parquet(index=False))
+    write_parquet(out_path, pa.Table.from_pandas(frame, preserve_index=False))
     return frame

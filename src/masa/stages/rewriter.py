@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from masa.io import read_yaml, write_json
+from masa.io import atomic_write_text, read_parquet, read_yaml, write_json
 from masa.rewriter.data import AugmentConfig, build_examples, card_text, read_dataset, write_dataset
 from masa.rewriter.infer import load_rewriter, rewrite
 from masa.rewriter.train import TrainConfig, train_rewriter
@@ -36,7 +36,7 @@ def build_rewriter_data(
     seed: int,
     out_path: str,
 ) -> int:
-    trajectories = pd.concat([pd.read_parquet(p) for p in trajectory_paths], ignore_index=True)
+    trajectories = pd.concat([read_parquet(p).to_pandas() for p in trajectory_paths], ignore_index=True)
     examples = build_examples(
         trajectories,
         {backbone: read_yaml(path) for backbone, path in card_paths.items()},
@@ -63,7 +63,7 @@ def fit_rewriter(
     out.mkdir(parents=True, exist_ok=True)
     if not examples:
         log.warning("no rewriter examples: no search candidate beat its root; the rewriter stays untrained")
-        (out / UNTRAINED).write_text("no training examples: no search candidate beat its root\n")
+        atomic_write_text(out / UNTRAINED, "no training examples: no search candidate beat its root\n")
         write_json(out / "loss_curve.json", [])
         plot_loss([], loss_plot)
         return

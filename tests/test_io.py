@@ -1,0 +1,201 @@
+"""Crash safety of files: writes are atomic, and a damaged cache entry, checkpoint or Parquet file is detected
+on read and recomputed (or, for another rule's output, refused with how to rebuild it), never used."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from masa.agent import Agent, AgentConfig
+from masa.hillclimb import HillClimbConfig, climb_general_skills
+from masa.io import (
+    CorruptFileError,
+    read_checked_json,
+    read_parquet,
+    write_checked_json,
+    write_json,
+    write_parquet,
+)
+from masa.rewriter.data import RewriterExample, read_dataset, write_dataset
+from masa.rollout import Evaluator, RolloutCache
+from masa.skills import Skill, SkillLibrary
+from masa.stages.export import export_trajectories
+from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.test_search import INITIAL, CountingTeacher, general, scripted
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def alter_number(path: Path) -> None:
+    """Change one digit of a JSON file's content, keeping it valid JSON (a silent bit of damage)."""
+    text = path.read_text()
+    data = json.loads(text)
+    position = next(i for i, ch in enumerate(text) if ch.isdigit() and text[i - 1] in " :[")
+    damaged = text[:position] + str((int(text[position]) + 1) % 10) + text[position + 1 :]
+    assert json.loads(damaged) != data
+    path.write_text(damaged)
+
+
+def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    write_json(target, {"v": 1})
+
+    def crash(src, dst):
+        raise KeyboardInterrupt  # stands for a kill between writing the temporary file and the rename
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left behind
+
+
+def test_checked_json_detects_truncation_and_alteration(tmp_path):
+    path = tmp_path / "record.json"
+    record = {"a": [1, 2.5, "x"], "b": {"c": None}}
+    write_checked_json(path, record)
+    assert read_checked_json(path) == record
+    alter_number(path)
+    with pytest.raises(CorruptFileError, match="does not match its sha256"):
+        read_checked_json(path)
+    write_checked_json(path, record)
+    truncate(path)
+    with pytest.raises(CorruptFileError, match="truncated or damaged JSON"):
+        read_checked_json(path)
+    write_json(path, record)  # written before checksums existed: accepted as it is
+    assert read_checked_json(path) == record
+
+
+def evaluator(llm, cache_dir):
+    return Evaluator(
+        Agent(llm, AgentConfig(policy="score")),
+        CorridorEnv(),
+        "fake@0",
+        0.25,
+        cache=RolloutCache(cache_dir),
+        progress=False,
+    )
+
+
+def test_damaged_cache_entries_are_played_again_and_rewritten(tmp_path, caplog):
+    tasks = CorridorEnv().instances("walk", "train")
+    library = SkillLibrary(general_skills=[Skill("g", "Go", "Always go forward.")])
+    llm = ScriptedLLM("fake", liked="forward")
+    first = evaluator(llm, tmp_path).run(library, tasks)
+    calls_per_episode = llm.usage.calls // len(tasks)
+    entries = sorted(tmp_path.glob("*/*.json"))
+    assert len(entries) == len(tasks)
+    truncate(entries[0])
+    alter_number(entries[1])
+    before = llm.usage.calls
+    with caplog.at_level(logging.WARNING, logger="masa.rollout"):
+        again = evaluator(llm, tmp_path).run(library, tasks)
+    assert llm.usage.calls - before == 2 * calls_per_episode  # the two damaged episodes, nothing else
+    assert [e.cached for e in again.episodes].count(False) == 2
+    assert caplog.text.count("ignoring unreadable cache entry") == 2
+    assert [e.reward for e in again.episodes] == [e.reward for e in first.episodes]
+    for entry in entries:
+        read_checked_json(entry)  # rewritten whole
+    evaluator(llm, tmp_path).run(library, tasks)
+    assert llm.usage.calls - before == 2 * calls_per_episode  # now all served from the cache
+
+
+@pytest.mark.parametrize("damage", [truncate, alter_number])
+def test_damaged_checkpoint_is_not_used_and_the_search_starts_over(tmp_path, damage, caplog):
+    rewards = {"v0": 0.1, "v1": 0.3, "v2": 0.2, "v3": 0.6, "v4": 0.1}
+    config = HillClimbConfig(iterations=4, patience=3)
+    full = climb_general_skills(INITIAL, scripted(rewards, general), CountingTeacher(), {}, config)
+    checkpoint = tmp_path / "ckpt.json"
+    short = HillClimbConfig(iterations=2, patience=3)
+    climb_general_skills(
+        INITIAL, scripted(rewards, general), CountingTeacher(), {}, short, checkpoint=checkpoint
+    )
+    damage(checkpoint)
+    evaluate = scripted(rewards, general)
+    with caplog.at_level(logging.WARNING, logger="masa.candidates"):
+        resumed = climb_general_skills(
+            INITIAL, evaluate, CountingTeacher(), {}, config, checkpoint=checkpoint
+        )
+    assert "ignoring damaged checkpoint" in caplog.text
+    assert evaluate.seen == ["v0", "v1", "v2", "v3", "v4"]  # started over from the initial skill set
+    assert [c.to_dict() for c in resumed.candidates] == [c.to_dict() for c in full.candidates]
+
+
+def test_trajectory_parquet_damage_is_detected_on_read(tmp_path):
+    from masa.candidates import save_candidates
+
+    result = climb_general_skills(
+        INITIAL,
+        scripted({"v0": 0.1, "v1": 0.3}, general),
+        CountingTeacher(),
+        {},
+        HillClimbConfig(iterations=1),
+    )
+    records = tmp_path / "candidates.json"
+    save_candidates(records, result.candidates, {})
+    out = tmp_path / "trajectories.parquet"
+    frame = export_trajectories("b", "e", [str(records)], str(out))
+    assert read_parquet(out).to_pandas().equals(frame)
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) - 20])  # a lost tail: the footer is gone
+    with pytest.raises(CorruptFileError, match=r"trajectories.parquet: truncated or damaged Parquet.*re-run"):
+        read_parquet(out)
+    alter_number(records)  # the candidate records it is exported from are checked too
+    with pytest.raises(CorruptFileError, match=r"candidates\.json"):
+        export_trajectories("b", "e", [str(records)], str(out))
+
+
+def test_parquet_page_damage_that_still_decodes_is_caught_by_the_page_checksums(tmp_path):
+    """A flipped bit inside a column chunk that pyarrow alone reads back as different data without complaint
+    (the dangerous kind) is refused."""
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    table = pa.table({"reward": [0.1, 0.2, 0.3, 0.4], "teacher": ["llm", "edit:add", "llm", "initial"]})
+    write_parquet(path, table)
+    data = path.read_bytes()
+    metadata = pq.ParquetFile(path).metadata.row_group(0)
+    silent = []
+    for column in range(metadata.num_columns):
+        chunk = metadata.column(column)
+        start = chunk.dictionary_page_offset or chunk.data_page_offset
+        for i in range(start, start + chunk.total_compressed_size):
+            damaged = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
+            try:
+                if pq.read_table(pa.BufferReader(damaged)) != table:
+                    silent.append(damaged)
+            except (pa.ArrowException, OSError):
+                continue
+    assert silent  # such damage exists ...
+    for damaged in silent:  # ... and every instance of it is detected
+        path.write_bytes(damaged)
+        with pytest.raises(CorruptFileError):
+            read_parquet(path)
+
+
+def test_rewriter_dataset_parquet_damage_is_detected_on_read(tmp_path):
+    path = tmp_path / "train.parquet"
+    fields = RewriterExample.__dataclass_fields__
+    examples = [RewriterExample(**{name: f"{name} {i}" for name in fields}) for i in range(3)]
+    write_dataset(examples, path)
+    assert read_dataset(path) == examples
+    truncate(path, 0.7)
+    with pytest.raises(CorruptFileError):
+        read_dataset(path)
+
+
+def test_write_parquet_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "t.parquet"
+    write_parquet(path, pa.table({"x": [1, 2]}))
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        write_parquet(path, pa.table({"x": [3]}))
+    assert read_parquet(path).column("x").to_pylist() == [1, 2]
