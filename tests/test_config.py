@@ -44,6 +44,64 @@ def test_default_config_validates_and_gets_defaults():
             r"backbones.smollm2-135m.agent.policy: 'score' needs log-probabilities",
         ),
         (lambda c: c["skills"]["base"].pop("scienceworld"), r"skills.base: no base library for environment"),
+        # wrong types and out-of-range values name the key and what is allowed
+        (
+            lambda c: c["hillclimb"].update(iterations="ten"),
+            r"hillclimb.iterations: 'ten' is not of type 'integer' \(allowed: integer, >= 0\)",
+        ),
+        (
+            lambda c: c["reward"].update(noop_penalty=1.5),
+            r"reward.noop_penalty: 1.5 is greater than the maximum of 1 \(allowed: number, >= 0, <= 1\)",
+        ),
+        (
+            lambda c: c["teacher"].update(retries=-1),
+            r"teacher.retries: -1 is less than the minimum of 0 \(allowed: integer, >= 0, <= 10\)",
+        ),
+        (
+            lambda c: c["backbones"]["smollm2-135m"]["model"].update(timeout=0),
+            r"backbones.smollm2-135m.model.timeout: 0 is less than or equal to the minimum of 0 "
+            r"\(allowed: number, > 0\)",
+        ),
+        (lambda c: c.update(seed=1.5), r"seed: 1.5 is not of type 'integer'"),
+        # a backbone without a model, or with a model its backend cannot load
+        (
+            lambda c: c["backbones"]["gemma3-270m"].pop("model"),
+            r"backbones.gemma3-270m: 'model' is a required",
+        ),
+        (
+            lambda c: c["backbones"]["gemma3-270m"]["model"].pop("packaged"),
+            r"backbones.gemma3-270m.model: give exactly one of 'packaged', 'path', or 'model' with 'base_url'",
+        ),
+        (
+            lambda c: c["backbones"]["gemma3-270m"]["model"].update(packaged="llama-70b"),
+            r"backbones.gemma3-270m.model.packaged: 'llama-70b' is not one of \['smollm2-135m-instruct', "
+            r"'gemma3-270m'\]",
+        ),
+        (
+            lambda c: c["backbones"]["gemma3-270m"].update(
+                model={"backend": "openai", "packaged": "gemma3-270m"}, agent={"policy": "generate"}
+            ),
+            r"backbones.gemma3-270m.model: backend 'openai' serves a model by name: give 'model' and 'base_url'",
+        ),
+        (
+            lambda c: c["teacher"].update(model={"backend": "transformers", "model": "m", "base_url": "u"}),
+            r"teacher.model: backend 'transformers' loads local weights: give 'packaged' or 'path'",
+        ),
+        (lambda c: c["teacher"].pop("model"), r"teacher: 'model' is a required property"),
+        # categories the environment does not have
+        (
+            lambda c: c["environments"]["scienceworld"].update(tasks=["find-living-thing", "boill"]),
+            r"environments.scienceworld.tasks: 'boill' is not a task of scienceworld; did you mean 'boil'\?",
+        ),
+        (
+            lambda c: c["rewriter"].update(heldout_categories=["find-living-thing", "find-non-living-thing"]),
+            r"rewriter.heldout_categories: holding out every category leaves nothing to train on",
+        ),
+        # a method enabled whose inputs are disabled
+        (
+            lambda c: (c["hillclimb"].update(iterations=0), c["ucb"].update(iterations=0)),
+            r"evaluation.methods: 'masa' needs a search, but hillclimb.iterations and ucb.iterations are both 0",
+        ),
     ],
 )
 def test_bad_config_fails_naming_the_key(edit, message):
@@ -51,3 +109,33 @@ def test_bad_config_fails_naming_the_key(edit, message):
     edit(config)
     with pytest.raises(ConfigError, match=message):
         validate_config(config, SCHEMA)
+
+
+def test_a_search_free_config_is_fine_without_the_methods_that_need_a_search():
+    config = default()
+    config["hillclimb"]["iterations"] = config["ucb"]["iterations"] = 0
+    config["evaluation"]["methods"] = ["no_skill", "base_skill"]
+    validate_config(config, SCHEMA)
+
+
+def test_every_problem_is_reported_at_once():
+    config = default()
+    config["hillclimb"]["patience"] = 0
+    config["ucb"]["exploration"] = "high"
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA)
+    assert "hillclimb.patience" in str(err.value) and "ucb.exploration" in str(err.value)
+
+
+def test_tasks_sets_that_overlap_are_refused():
+    from masa.envs.base import TaskInstance
+    from masa.runtime import task_sets
+    from tests.fakes import CorridorEnv
+
+    class SharedSplits(CorridorEnv):  # an environment whose test split repeats its train split
+        def instances(self, category, split):
+            return [TaskInstance(self.name, category, str(i), "train") for i in range(3)]
+
+    params = {"search_instances": 2, "profile_instances": 1, "eval_instances": 2}
+    with pytest.raises(ValueError, match=r"search/evaluation task sets overlap: \['corridor/walk/train/"):
+        task_sets(SharedSplits(), params, 0)

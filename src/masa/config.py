@@ -7,6 +7,7 @@ experiment.
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,25 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _allowed(schema: dict[str, Any]) -> str:
+    """What a schema node accepts, in words: its type, bounds and choices."""
+    parts = []
+    if "type" in schema:
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        parts.append(" or ".join(kinds))
+    for key, sign in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
+        if key in schema:
+            parts.append(f"{sign} {schema[key]}")
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(repr(v) for v in schema["enum"]))
+    return ", ".join(parts)
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties":
@@ -40,6 +60,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{path}: {error.message}{hint}"
     if error.validator == "oneOf" and path.endswith("model"):
         return f"{path}: give exactly one of 'packaged', 'path', or 'model' with 'base_url'"
+    if error.validator in ("type", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return f"{path}: {error.message} (allowed: {_allowed(error.schema)})"
     return f"{path}: {error.message}"
 
 
@@ -80,4 +102,66 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
     rewriter = config.get("rewriter", {})
     if rewriter.get("heldout_categories") and set(rewriter["heldout_categories"]) >= categories:
         problems.append("rewriter.heldout_categories: holding out every category leaves nothing to train on")
+    for env_name, env in config["environments"].items():
+        problems += unknown_task_problems(env_name, env.get("tasks", []))
+    for where, model in [(f"backbones.{n}.model", b["model"]) for n, b in config["backbones"].items()] + [
+        ("teacher.model", config["teacher"].get("model"))
+    ]:
+        problems += backend_problems(where, model)
+    problems += disabled_input_problems(config)
+    return problems
+
+
+def known_tasks(env_name: str) -> list[str] | None:
+    """The task names an environment offers, read without starting it; None when it cannot say."""
+    if env_name == "scienceworld":
+        try:
+            from scienceworld.constants import ID2TASK
+        except ImportError:
+            return None
+        return list(ID2TASK.values())
+    return None
+
+
+def unknown_task_problems(env_name: str, tasks: list[str]) -> list[str]:
+    known = known_tasks(env_name)
+    if known is None:
+        return []
+    problems = []
+    for task in tasks:
+        if task not in known:
+            close = difflib.get_close_matches(task, known, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(
+                f"environments.{env_name}.tasks: '{task}' is not a task of {env_name}; {hint}"
+                f"known tasks: {', '.join(known)}"
+            )
+    return problems
+
+
+def backend_problems(where: str, model: dict[str, Any] | None) -> list[str]:
+    """A model must be loadable by its backend: a chat server needs a name and URL, a local engine weights."""
+    if not model:
+        return []
+    backend = model.get("backend", "transformers")
+    if backend == "openai" and not ("model" in model and "base_url" in model):
+        return [f"{where}: backend 'openai' serves a model by name: give 'model' and 'base_url'"]
+    if backend == "transformers" and not ("packaged" in model or "path" in model):
+        return [
+            f"{where}: backend 'transformers' loads local weights: give 'packaged' or 'path' "
+            "(or set backend: openai for a served model)"
+        ]
+    return []
+
+
+def disabled_input_problems(config: dict[str, Any]) -> list[str]:
+    """An evaluated method needs the stages that produce its library to do something."""
+    searching = config["hillclimb"]["iterations"] > 0 or config["ucb"]["iterations"] > 0
+    problems = []
+    for method in ("masa", "rewriter"):
+        if method in config["evaluation"]["methods"] and not searching:
+            problems.append(
+                f"evaluation.methods: '{method}' needs a search, but hillclimb.iterations and ucb.iterations "
+                f"are both 0; set one of them above 0 or remove '{method}' from evaluation.methods"
+            )
     return problems
