@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from masa.skills import LibraryFormatError, SkillLibrary
+from masa.io import FileFormatError
+from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text
 
 BASE = "resources/skills/scienceworld.json"
 
@@ -50,21 +51,110 @@ def test_render_has_the_three_sections_in_method_format():
     assert "Non-living things are everywhere" in SkillLibrary.load(BASE).render(None)
 
 
-def test_malformed_library_names_the_position():
-    bad = '{"general_skills": [{"skill_id": "g1", "title": "t"}]}'
-    with pytest.raises(LibraryFormatError, match=r"general_skills\[0\]: field 'principle'"):
-        SkillLibrary.from_json(bad, "lib.json")
-    with pytest.raises(LibraryFormatError, match="line 1, column"):
-        SkillLibrary.from_json('{"general_skills": [', "lib.json")
+def skill_dict(skill_id="s1", **fields):
+    return {"skill_id": skill_id, "title": "t", "principle": "p", **fields}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"general_skills": [\n  {"skill_id": "g1",\n   "title" "t"}]}',
+            r"lib\.json: not valid JSON at line 3, column 12",
+        ),
+        ('{"general_skills": [', r"lib\.json: not valid JSON at line 1, column 21"),
+        ("[]", r"lib\.json: expected a JSON object .* got list"),
+        ('{"general_skills": {}}', r"lib\.json: general_skills: expected a list, got dict"),
+        (
+            json.dumps(
+                {"task_specific_skills": {"clean": [skill_dict(), skill_dict(), skill_dict(principle=3)]}}
+            ),
+            r"lib\.json: task_specific_skills\.clean\[2\]\.principle: expected a non-empty string, got 3",
+        ),
+        (
+            json.dumps({"task_specific_skills": {"clean": [skill_dict(when_to_apply=["x"])]}}),
+            r"task_specific_skills\.clean\[0\]\.when_to_apply: expected a string, got list",
+        ),
+        (
+            json.dumps({"common_mistakes": [{"mistake_id": "m1", "description": ""}]}),
+            r"common_mistakes\[0\]\.description: expected a non-empty string, got ''",
+        ),
+        (
+            '{"task_specific_skills": []}',
+            r"task_specific_skills: expected an object mapping category -> list",
+        ),
+    ],
+)
+def test_malformed_library_names_the_file_the_position_and_what_was_expected(tmp_path, text, message):
+    path = tmp_path / "lib.json"
+    path.write_text(text)
+    with pytest.raises(FileFormatError, match=message):
+        SkillLibrary.load(path)
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["../../etc/passwd", "/etc/passwd", "a/b", "a\\b", "..", ".hidden", "C:\\x", " x"]
+)
+def test_path_like_ids_and_categories_are_rejected(bad_id):
+    with pytest.raises(LibraryFormatError, match=r"general_skills\[1\]\.skill_id: expected a plain name"):
+        SkillLibrary.from_dict({"general_skills": [skill_dict(), skill_dict(bad_id)]}, "lib.json")
+    with pytest.raises(LibraryFormatError, match=r"common_mistakes\[0\]\.mistake_id: expected a plain name"):
+        SkillLibrary.from_dict({"common_mistakes": [{"mistake_id": bad_id, "description": "d"}]}, "lib.json")
+    with pytest.raises(LibraryFormatError, match=r"task_specific_skills\..*: expected a plain name"):
+        SkillLibrary.from_dict({"task_specific_skills": {bad_id: []}}, "lib.json")
+
+
+def test_plain_ids_of_real_libraries_are_accepted():
+    ids = ["gen_001", "find-living-thing_003", "pick_and_place.2", "A1"]
+    library = SkillLibrary.from_dict({"general_skills": [skill_dict(i) for i in ids]})
+    assert [s.skill_id for s in library.general_skills] == ids
+
+
+def test_oversized_skill_text_is_truncated_and_each_cut_is_reported():
+    library = SkillLibrary(
+        general_skills=[Skill("g1", "short", "x" * 500), Skill("g2", "ok", "fine")],
+        task_specific_skills={"boil": [Skill("b1", "t", "p", "w" * 300)]},
+    )
+    capped, notes = cap_text(library, 100, "base.json")
+    assert capped.general_skills[0].principle == "x" * 97 + "..."
+    assert capped.general_skills[1] == library.general_skills[1]
+    assert len(capped.task_specific_skills["boil"][0].when_to_apply) == 100
+    assert notes == [
+        "base.json: general_skills[0].principle: 500 characters truncated to 100 (skills.max_skill_chars)",
+        "base.json: task_specific_skills.boil[0].when_to_apply: 300 characters truncated to 100 "
+        "(skills.max_skill_chars)",
+    ]
+    assert library.general_skills[0].principle == "x" * 500  # the input is left alone
+
+
+def test_the_base_library_is_capped_on_load_and_the_cut_is_logged(tmp_path, caplog):
+    from masa.runtime import load_base_library
+
+    path = tmp_path / "base.json"
+    SkillLibrary(general_skills=[Skill("g1", "t", "y" * 5000)]).save(path)
+    with caplog.at_level("WARNING", logger="masa.runtime"):
+        library = load_base_library(str(path), {"max_skill_chars": 2000})
+    assert len(library.general_skills[0].principle) == 2000
+    assert "general_skills[0].principle: 5000 characters truncated to 2000" in caplog.text
 
 
 text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip())
-skill = st.fixed_dictionaries(
-    {"skill_id": text, "title": text, "principle": text, "when_to_apply": st.text(max_size=20)}
+name = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True).filter(lambda s: ".." not in s)
+extra = st.dictionaries(
+    st.text(max_size=8).filter(lambda k: k not in ("skill_id", "title", "principle", "when_to_apply")),
+    st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.none()),
+    max_size=2,
+)
+skill = st.builds(
+    lambda fields, more: {**fields, **more},
+    st.fixed_dictionaries(
+        {"skill_id": name, "title": text, "principle": text, "when_to_apply": st.text(max_size=20)}
+    ),
+    extra,
 )
 mistake = st.fixed_dictionaries(
     {
-        "mistake_id": text,
+        "mistake_id": name,
         "description": text,
         "why_it_happens": st.text(max_size=20),
         "how_to_avoid": st.text(max_size=20),
@@ -73,7 +163,7 @@ mistake = st.fixed_dictionaries(
 library = st.fixed_dictionaries(
     {
         "general_skills": st.lists(skill, max_size=4),
-        "task_specific_skills": st.dictionaries(text, st.lists(skill, max_size=3), max_size=3),
+        "task_specific_skills": st.dictionaries(name, st.lists(skill, max_size=3), max_size=3),
         "common_mistakes": st.lists(mistake, max_size=3),
     }
 )
@@ -86,3 +176,24 @@ def test_load_save_is_identity_and_render_never_raises(data):
     assert json.loads(loaded.to_json()) == data
     for category in [None, *data["task_specific_skills"]]:
         loaded.render(category)
+
+
+@settings(max_examples=60, deadline=None)
+@given(library)
+def test_a_saved_library_loads_back_equal_and_renders_every_principle_verbatim(tmp_path_factory, data):
+    original = SkillLibrary.from_dict(data)
+    path = tmp_path_factory.mktemp("prop") / "lib.json"
+    original.save(path)
+    loaded = SkillLibrary.load(path)
+    assert loaded == original
+    rendered = loaded.render(None)
+    for skill in [*loaded.general_skills, *(s for ss in loaded.task_specific_skills.values() for s in ss)]:
+        assert f"**{skill.title}**: {skill.principle}" in rendered
+
+
+@settings(max_examples=60, deadline=None)
+@given(library, st.sampled_from(["/", "\\", ".."]), st.integers(min_value=0, max_value=5))
+def test_any_id_with_a_path_separator_is_rejected(data, separator, position):
+    bad = {"general_skills": [{"skill_id": "a" * position + separator + "b", "title": "t", "principle": "p"}]}
+    with pytest.raises(LibraryFormatError):
+        SkillLibrary.from_dict({**data, **bad})

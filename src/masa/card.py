@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from masa.io import FileFormatError
+
 CARD_FIELDS = (
     "family",
     "variant",
@@ -45,6 +49,54 @@ PROVENANCE_FIELDS = (
     "multilingual",
     "strengths",
 )
+
+
+INTEGER_FIELDS = ("parameter_count", "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads")
+INTEGER_FIELDS += ("context_window", "vocab_size")
+LIST_FIELDS = ("strengths", "weaknesses")
+
+
+class CardFormatError(FileFormatError):
+    """A model card that does not follow the format; the message names the file, the position and what was
+    expected."""
+
+
+def load_card(path: str | Path) -> dict[str, Any]:
+    """A card written by ``build_card`` (or by hand), checked field by field before any prompt sees it."""
+    try:
+        card = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise CardFormatError(f"{path}: not valid YAML at {where}: {err.problem}") from err
+    return check_card(card, str(path))
+
+
+def check_card(card: Any, source: str) -> dict[str, Any]:
+    if not isinstance(card, dict):
+        raise CardFormatError(f"{source}: expected a mapping of card fields, got {type(card).__name__}")
+    for key, value in card.items():
+        if key not in CARD_FIELDS:
+            raise CardFormatError(
+                f"{source}: {key}: unknown card field; expected one of {', '.join(CARD_FIELDS)}"
+            )
+        if value is None:
+            continue
+        if key in INTEGER_FIELDS and (not isinstance(value, int) or isinstance(value, bool)):
+            raise CardFormatError(f"{source}: {key}: expected an integer, got {value!r}")
+        if key in LIST_FIELDS:
+            if not isinstance(value, list):
+                raise CardFormatError(
+                    f"{source}: {key}: expected a list of strings, got {type(value).__name__}"
+                )
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise CardFormatError(f"{source}: {key}[{i}]: expected a string, got {item!r}")
+        elif key == "multilingual" and not isinstance(value, bool):
+            raise CardFormatError(f"{source}: multilingual: expected true or false, got {value!r}")
+        elif key not in INTEGER_FIELDS and isinstance(value, dict | list):  # text; YAML may read a date
+            raise CardFormatError(f"{source}: {key}: expected a single value, got a {type(value).__name__}")
+    return card
 
 
 def architecture_from_config(config: dict[str, Any]) -> dict[str, Any]:

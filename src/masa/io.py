@@ -20,6 +20,12 @@ import yaml
 CHECKSUM_KEY = "sha256"
 
 
+class FileFormatError(ValueError):
+    """A file (or reply) that does not follow its format. The message names the file, the position in it (a
+    JSON line and column, or the path inside the document such as ``task_specific_skills.boil[2].principle``)
+    and what was expected there."""
+
+
 class CorruptFileError(ValueError):
     """A file that is truncated or altered; the message names it and how to get it rebuilt."""
 

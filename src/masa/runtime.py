@@ -18,10 +18,12 @@ from masa.agent import Agent, AgentConfig
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
 from masa.rollout import Evaluator, RolloutCache
-from masa.skills import Skill, SkillLibrary
+from masa.skills import Skill, SkillLibrary, cap_text
 from masa.teacher import EditTeacher, LLMTeacher, Teacher
 
 SPLITS = {"search": "train", "profile": "dev", "evaluation": "test"}
+
+log = logging.getLogger(__name__)
 
 
 def prepare_process(log_path: str | None = None, level: int = logging.INFO) -> None:
@@ -211,7 +213,17 @@ def open_context(
         temperature,
     )
     sets = task_sets(environment, env, run["seed"])
-    return Context(evaluator, environment, sets, SkillLibrary.load(base_library), run["seed"])
+    return Context(evaluator, environment, sets, load_base_library(base_library, run), run["seed"])
+
+
+def load_base_library(path: str, run: dict[str, Any]) -> SkillLibrary:
+    """The shared initial library, its skill text capped at ``max_skill_chars`` (each cut logged)."""
+    library = SkillLibrary.load(path)
+    if run.get("max_skill_chars"):
+        library, notes = cap_text(library, run["max_skill_chars"], path)
+        for note in notes:
+            log.warning("skill text truncated: %s", note)
+    return library
 
 
 def skill_pool(library: SkillLibrary) -> list[Skill]:

@@ -2,25 +2,41 @@
 
 A library holds general skills, task-specific skills per category and common mistakes. Fields we do not
 know are kept in ``extra`` so a library written by another tool survives a load/save round trip.
+
+Skill text is untrusted data (libraries are shared like code): ids and category names must be plain names
+(``ID_PATTERN``) and are rejected otherwise, never rewritten, because a silently renamed id could collide
+with another one or break a reference to it; text fields are only ever rendered verbatim into the prompt.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from masa.io import atomic_write_text
+from masa.io import FileFormatError, atomic_write_text
 
 SKILL_FIELDS = ("skill_id", "title", "principle", "when_to_apply")
 MISTAKE_FIELDS = ("mistake_id", "description", "why_it_happens", "how_to_avoid")
 LIBRARY_FIELDS = ("general_skills", "task_specific_skills", "common_mistakes")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # no separators, no leading dot, no spaces
 
 
-class LibraryFormatError(ValueError):
+class LibraryFormatError(FileFormatError):
     """A library that does not follow the format; the message names where and what was expected."""
+
+
+def check_name(value: str, where: str) -> str:
+    """An id or category as a plain name: never a path (``../x``, ``/etc``, ``a/b``, ``C:\\x``)."""
+    if not ID_PATTERN.fullmatch(value) or ".." in value:
+        raise LibraryFormatError(
+            f"{where}: expected a plain name of letters, digits, '_', '-' and '.' (no path separators, "
+            f"no '..', at most 128 characters), got {value!r}"
+        )
+    return value
 
 
 @dataclass
@@ -111,6 +127,8 @@ class SkillLibrary:
             raise LibraryFormatError(
                 f"{source}: task_specific_skills: expected an object mapping category -> list, got {_kind(tasks)}"
             )
+        for cat in tasks:
+            check_name(cat, f"{source}: task_specific_skills.{cat}")
         mistakes = _require_list(data.get("common_mistakes", []), f"{source}: common_mistakes")
         library = cls(
             general_skills=[
@@ -128,7 +146,20 @@ class SkillLibrary:
             ],
             extra={k: v for k, v in data.items() if k not in LIBRARY_FIELDS},
         )
+        for where, item in library.items(source):
+            field_name = ID_FIELD[type(item)]
+            check_name(getattr(item, field_name), f"{where}.{field_name}")
         return library
+
+    def items(self, source: str = "library") -> list[tuple[str, Skill | Mistake]]:
+        """Every skill and mistake with its path in the document (``task_specific_skills.boil[2]``)."""
+        out: list[tuple[str, Skill | Mistake]] = [
+            (f"{source}: general_skills[{i}]", s) for i, s in enumerate(self.general_skills)
+        ]
+        for cat, skills in self.task_specific_skills.items():
+            out += [(f"{source}: task_specific_skills.{cat}[{i}]", s) for i, s in enumerate(skills)]
+        out += [(f"{source}: common_mistakes[{i}]", m) for i, m in enumerate(self.common_mistakes)]
+        return out
 
     @classmethod
     def from_json(cls, text: str, source: str = "library") -> SkillLibrary:
@@ -206,6 +237,34 @@ class SkillLibrary:
         return "\n".join(parts)
 
 
+ID_FIELD = {Skill: "skill_id", Mistake: "mistake_id"}
+TEXT_FIELDS = {
+    Skill: ("title", "principle", "when_to_apply"),
+    Mistake: ("description", "why_it_happens", "how_to_avoid"),
+}
+
+
+def cap_text(
+    library: SkillLibrary, max_chars: int, source: str = "library"
+) -> tuple[SkillLibrary, list[str]]:
+    """A copy whose text fields are at most ``max_chars`` long, and one note per truncated field.
+
+    Truncated rather than rejected: an overlong skill is still a skill, and a community library should not
+    fail a run for one essay; the notes say what was cut so the caller can log it.
+    """
+    capped = library.copy()
+    notes = []
+    for where, item in capped.items(source):
+        for name in TEXT_FIELDS[type(item)]:
+            value = getattr(item, name)
+            if len(value) > max_chars:
+                setattr(item, name, value[: max_chars - 3] + "...")
+                notes.append(
+                    f"{where}.{name}: {len(value)} characters truncated to {max_chars} (skills.max_skill_chars)"
+                )
+    return capped, notes
+
+
 def _kind(value: Any) -> str:
     return type(value).__name__
 
@@ -223,7 +282,7 @@ def _require_fields(data: Any, names: tuple[str, ...], where: str) -> dict[str, 
     for name in names:
         value = data.get(name)
         if not isinstance(value, str) or not value.strip():
-            raise LibraryFormatError(f"{where}: field '{name}' must be a non-empty string, got {value!r}")
+            raise LibraryFormatError(f"{where}.{name}: expected a non-empty string, got {value!r}")
         out[name] = value
     return out
 
@@ -231,5 +290,5 @@ def _require_fields(data: Any, names: tuple[str, ...], where: str) -> dict[str, 
 def _optional_str(data: dict[str, Any], name: str, where: str) -> str:
     value = data.get(name, "")
     if not isinstance(value, str):
-        raise LibraryFormatError(f"{where}: field '{name}' must be a string, got {_kind(value)}")
+        raise LibraryFormatError(f"{where}.{name}: expected a string, got {_kind(value)}")
     return value

@@ -16,6 +16,7 @@ RUN = {
     "noop_penalty": config["reward"]["noop_penalty"],
     "retrieval": config["skills"]["retrieval"],
     "cache_dir": config["cache_dir"],
+    "max_skill_chars": config["skills"]["max_skill_chars"],
 }
 
 

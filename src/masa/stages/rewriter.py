@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from masa.io import atomic_write_text, read_parquet, read_yaml, write_json
+from masa.card import load_card
+from masa.io import atomic_write_text, read_parquet, write_json
 from masa.rewriter.data import AugmentConfig, build_examples, card_text, read_dataset, write_dataset
 from masa.rewriter.infer import load_rewriter, rewrite
 from masa.rewriter.train import TrainConfig, train_rewriter
@@ -39,7 +40,7 @@ def build_rewriter_data(
     trajectories = pd.concat([read_parquet(p).to_pandas() for p in trajectory_paths], ignore_index=True)
     examples = build_examples(
         trajectories,
-        {backbone: read_yaml(path) for backbone, path in card_paths.items()},
+        {backbone: load_card(path) for backbone, path in card_paths.items()},
         SkillLibrary.load(base_library),
         {c: task_description(env, c) for c in categories if c not in heldout_categories},
         heldout_categories,
@@ -126,7 +127,7 @@ def apply_rewriter(
         llm = TransformersLLM(name="rewriter", path=base_model_dir, threads=threads)
     else:
         llm = load_rewriter(base_model_dir, adapter_dir, threads=threads)
-    card = card_text(read_yaml(card_path))
+    card = card_text(load_card(card_path))
     library = SkillLibrary.load(base_library)
     record: dict[str, Any] = {"untrained": untrained, "categories": {}}
     for category in categories:

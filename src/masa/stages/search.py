@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from masa.candidates import save_candidates
-from masa.card import build_card
+from masa.card import build_card, load_card
 from masa.hillclimb import HillClimbConfig, climb_general_skills
-from masa.io import atomic_write_text, read_yaml, write_json, write_yaml
+from masa.io import atomic_write_text, write_json, write_yaml
 from masa.rollout import episode_to_dict
 from masa.runtime import make_teacher, open_context
 from masa.skills import SkillLibrary
@@ -95,7 +95,7 @@ def climb(
             ctx.base,
             lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
             teacher,
-            read_yaml(card_path),
+            load_card(card_path),
             HillClimbConfig(**search),
             ctx.seed,
             Path(checkpoint_path),
@@ -140,7 +140,7 @@ def search_category(
             category,
             lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
             teacher,
-            read_yaml(card_path),
+            load_card(card_path),
             UCBConfig(**search),
             ctx.seed,
             Path(checkpoint_path),
