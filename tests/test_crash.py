@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -53,16 +54,18 @@ def kill_at(search: str, workdir: Path, pause: str) -> None:
     assert not (workdir / "result.json").exists()
 
 
-def kill_after(search: str, workdir: Path, seconds: float) -> bool:
-    """SIGKILL the child after ``seconds`` wherever it is; True if it was still running."""
+def kill_during(search: str, workdir: Path, calls: int) -> bool:
+    """SIGKILL the child, without its cooperation, as soon as it has made ``calls`` model calls: wherever it
+    is by then (mid-episode, in a cache or checkpoint write). True if it was still running."""
     process = start(search, workdir)
-    try:
-        process.wait(timeout=seconds)
-        return False
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-        return True
+    log = workdir / "llm_calls.log"
+    while process.poll() is None:
+        if log.is_file() and model_calls(workdir) >= calls:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+            return True
+        time.sleep(0.001)
+    return False
 
 
 def outcome(workdir: Path) -> dict:
@@ -92,9 +95,8 @@ def reference(tmp_path_factory):
     runs = {}
     for search in ("hillclimb", "ucb"):
         workdir = tmp_path_factory.mktemp(f"uninterrupted-{search}")
-        began = time.monotonic()
         run_to_end(search, workdir)
-        runs[search] = (workdir, time.monotonic() - began)
+        runs[search] = workdir
     return runs
 
 
@@ -111,17 +113,17 @@ def assert_same_as_uninterrupted(workdir: Path, reference: Path, exact_calls: bo
 
 def test_reference_runs_exercise_acceptance_and_the_tree(reference):
     """The kill points below mean something only if the runs accept, reject and branch."""
-    hill = outcome(reference["hillclimb"][0])
+    hill = outcome(reference["hillclimb"])
     assert [c["accepted"] for c in hill["candidates"]][1:].count(True) >= 1
     assert [c["accepted"] for c in hill["candidates"]][1:].count(False) >= 2
     assert hill["stopped_by"] == "patience"
-    tree = outcome(reference["ucb"][0])
+    tree = outcome(reference["ucb"])
     assert len({c["parent_id"] for c in tree["candidates"]}) >= 3  # children below more than the root
     for search in (
         "hillclimb",
         "ucb",
     ):  # six episodes per candidate, repeated skill texts served by the cache
-        workdir = reference[search][0]
+        workdir = reference[search]
         assert len(played(workdir)) == len(set(played(workdir))) >= 30
 
 
@@ -146,18 +148,19 @@ def test_sigkill_at_a_chosen_point_then_rerun_gives_the_uninterrupted_result(
         kill_at(search, tmp_path, pause)
     assert (tmp_path / "checkpoint.json").is_file()
     run_to_end(search, tmp_path)
-    assert_same_as_uninterrupted(tmp_path, reference[search][0])
+    assert_same_as_uninterrupted(tmp_path, reference[search])
 
 
 @pytest.mark.parametrize("search", ["hillclimb", "ucb"])
 def test_sigkill_at_random_moments_then_rerun_gives_the_uninterrupted_result(
     search, reference, tmp_path_factory
 ):
-    _, seconds = reference[search]
+    total = model_calls(reference[search])
+    rng = random.Random(f"kill/{search}")
     killed = 0
-    for fraction in (0.45, 0.6, 0.75, 0.9):
+    for calls in sorted(rng.sample(range(1, total), 4)):
         workdir = tmp_path_factory.mktemp(f"{search}-random")
-        killed += kill_after(search, workdir, fraction * seconds)
+        killed += kill_during(search, workdir, calls)
         run_to_end(search, workdir)
-        assert_same_as_uninterrupted(workdir, reference[search][0], exact_calls=False)
-    assert killed >= 1  # at least one kill landed while the search was running
+        assert_same_as_uninterrupted(workdir, reference[search], exact_calls=False)
+    assert killed >= 3  # the kills landed while the search was running
