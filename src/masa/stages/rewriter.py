@@ -11,6 +11,7 @@ import pandas as pd
 
 from masa.card import load_card
 from masa.io import atomic_write_text, read_parquet, write_json
+from masa.replies import rewriter_rejections
 from masa.rewriter.data import AugmentConfig, build_examples, card_text, read_dataset, write_dataset
 from masa.rewriter.infer import load_rewriter, rewrite
 from masa.rewriter.train import TrainConfig, train_rewriter
@@ -144,8 +145,17 @@ def apply_rewriter(
         log.info(
             "%s: valid=%s attempts=%d fell_back=%s", category, result.valid, result.attempts, result.fell_back
         )
+        rejected = rewriter_rejections(result.raw, result.valid)
+        if rejected:
+            log.warning(
+                "%s: rewriter replies rejected %s%s",
+                category,
+                rejected,
+                ", kept the input skills" if result.fell_back else "",
+            )
         library = result.library
         record["categories"][category] = {k: v for k, v in asdict(result).items() if k != "library"}
+        record["categories"][category]["rejected"] = rejected
     record["usage"] = llm.usage.as_dict()
     library.save(out_library)
     write_json(out_record, record)

@@ -11,6 +11,7 @@ from masa.candidates import save_candidates
 from masa.card import build_card, load_card
 from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.io import atomic_write_text, write_json, write_yaml
+from masa.replies import log_rejections, teacher_record
 from masa.rollout import episode_to_dict
 from masa.runtime import make_teacher, open_context
 from masa.skills import SkillLibrary
@@ -59,8 +60,10 @@ def build_model_profile(
             "summary": evaluation.summary.as_dict(),
             "tasks": [t.key for t in ctx.tasks.profile],
             "episodes": [episode_to_dict(e) for e in evaluation.episodes],
+            "teacher": teacher_record(teacher),
         },
     )
+    log_rejections(f"{backbone['name']} profile", teacher.transcript)
     write_transcript(transcript_path, teacher)
     return card
 
@@ -103,8 +106,11 @@ def climb(
     finally:
         ctx.close()
     save_candidates(
-        candidates_path, result.candidates, {"best": result.best.node_id, "stopped_by": result.stopped_by}
+        candidates_path,
+        result.candidates,
+        {"best": result.best.node_id, "stopped_by": result.stopped_by, "teacher": teacher_record(teacher)},
     )
+    log_rejections(f"{backbone['name']} stage 1", teacher.transcript)
     write_transcript(transcript_path, teacher)
     result.best.library.save(library_path)
     Path(checkpoint_path).unlink(missing_ok=True)
@@ -147,7 +153,10 @@ def search_category(
         )
     finally:
         ctx.close()
-    save_candidates(tree_path, result.nodes, {"best": result.best.node_id})
+    save_candidates(
+        tree_path, result.nodes, {"best": result.best.node_id, "teacher": teacher_record(teacher)}
+    )
+    log_rejections(f"{backbone['name']} stage 2 {category}", teacher.transcript)
     write_transcript(transcript_path, teacher)
     result.best.library.save(library_path)
     Path(checkpoint_path).unlink(missing_ok=True)
