@@ -61,6 +61,7 @@ class EpisodeResult:
     seconds: float
     trajectory: list[Step] = field(default_factory=list)
     cached: bool = False
+    error: str = ""  # why the episode could not be played (the environment failed twice); "" if it was
 
     @property
     def no_op_rate(self) -> float:

@@ -37,6 +37,7 @@ class Summary:
     completion_tokens: int
     seconds: float
     cache_hits: int
+    failed: int = 0  # episodes the environment could not play (see Evaluator.play)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -81,6 +82,7 @@ def summarise(episodes: list[EpisodeResult], resamples: int = 1000, seed: int = 
         completion_tokens=sum(e.completion_tokens for e in fresh),
         seconds=sum(e.seconds for e in fresh),
         cache_hits=len(episodes) - len(fresh),
+        failed=sum(bool(e.error) for e in episodes),
     )
 
 
@@ -125,7 +127,7 @@ class RolloutCache:
     def put(self, key: str, episode: EpisodeResult) -> None:
         self.misses += 1
         path = self.path(key)
-        if path is not None:
+        if path is not None and not episode.error:  # a failed episode is played again by the next run
             write_checked_json(path, episode_to_dict(episode))
 
 
@@ -165,6 +167,23 @@ class Evaluator:
         )
         return hashlib.sha256(material.encode()).hexdigest()
 
+    def play(self, task: TaskInstance, skills_text: str, seed: int) -> EpisodeResult:
+        """One episode; if the simulator fails, restart it and play the episode again, once. A second failure
+        is recorded as a failed episode (reward 0) with the reason, not raised: one dead game must not end a
+        nine-hour search, and the episode is not cached, so the next run tries it again."""
+        reason = ""
+        for attempt in (1, 2):
+            try:
+                return self.agent.play(self.env, task, skills_text, seed, self.noop_penalty)
+            except self.env.faults as err:
+                reason = f"{type(err).__name__}: {err}"
+                log.warning(
+                    "%s: environment failed (attempt %d): %s; restarting it", task.key, attempt, reason
+                )
+                self.env.restart()
+        log.error("%s: recorded as failed after a restart and a retry: %s", task.key, reason)
+        return EpisodeResult(task.key, task.category, False, 0.0, 0, 0, 0.0, 0, 0, 0, 0.0, error=reason)
+
     def run(
         self,
         library: SkillLibrary | None,
@@ -180,7 +199,7 @@ class Evaluator:
                 key = self.episode_key(task, text, seed)
                 episode = self.cache.get(key)
                 if episode is None:
-                    episode = self.agent.play(self.env, task, text, seed, self.noop_penalty)
+                    episode = self.play(task, text, seed)
                     self.cache.put(key, episode)
                 episodes.append(episode)
                 if self.progress:

@@ -6,6 +6,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 
+class EnvironmentFault(RuntimeError):
+    """The simulator process died or stopped answering: ``restart()`` the environment and play again."""
+
+
 @dataclass(frozen=True, order=True)
 class TaskInstance:
     """One playable task: a category (task type) and the instance within it (a variation or a game)."""
@@ -45,6 +49,16 @@ class Environment(ABC):
 
     name: str
     max_steps: int
+
+    @property
+    def faults(self) -> tuple[type[BaseException], ...]:
+        """Exceptions that mean the simulator itself failed (not the agent): the episode is retried once on
+        a restarted environment. Environments add their bridge's errors (py4j for ScienceWorld)."""
+        return (EnvironmentFault,)
+
+    def restart(self) -> None:
+        """Drop the (dead) simulator so that the next ``reset`` starts a fresh one."""
+        self.close()
 
     @abstractmethod
     def categories(self) -> list[str]:

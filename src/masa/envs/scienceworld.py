@@ -15,6 +15,7 @@ object and type ids the ranking needs), cached by the visible state so a repeate
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import zlib
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 WON_SCORE = 100
@@ -543,10 +546,22 @@ class ScienceWorld(Environment):
         return self._env.server
 
     def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
-        self._episode = None
+        env, self._env, self._episode = self._env, None, None
+        if env is not None:
+            env.close()
+
+    @property
+    def faults(self) -> tuple[type[BaseException], ...]:
+        """A dead or hung JVM surfaces as a py4j error (Py4JNetworkError when java was killed)."""
+        from py4j.protocol import Py4JError
+
+        return (*super().faults, Py4JError)
+
+    def restart(self) -> None:
+        try:
+            self.close()
+        except Exception as err:  # closing a dead JVM's gateway may fail too; the next reset starts a new one
+            log.warning("closing the dead ScienceWorld JVM failed: %s", err)
 
     # --- tasks ---------------------------------------------------------------------------------------------
     def categories(self) -> list[str]:
