@@ -130,15 +130,18 @@ def test_reference_runs_exercise_acceptance_and_the_tree(reference):
 @pytest.mark.parametrize(
     ("search", "pauses"),
     [
-        ("hillclimb", ["accepted:1"]),  # right after the first accepted iteration's checkpoint
-        ("hillclimb", ["checkpoint:1"]),  # after the initial skill set was scored
-        ("hillclimb", ["episode:9"]),  # mid-iteration: 3 of the 6 episodes of iteration 1 played
-        ("hillclimb", ["replace:3"]),  # inside the checkpoint write of iteration 2, before the rename
-        ("hillclimb", ["episode:4", "episode:7", "replace:2"]),  # killed three times in a row
-        ("ucb", ["checkpoint:3"]),  # after iteration 2: the root has two children
-        ("ucb", ["episode:16"]),  # mid-iteration 2
-        ("ucb", ["replace:4"]),  # inside the checkpoint write of iteration 3
-        ("ucb", ["episode:20", "checkpoint:2"]),  # killed twice
+        # right after the checkpoint of the first accepted iteration (issue 4's test)
+        pytest.param("hillclimb", ["accepted:1"], id="hillclimb-after-first-accepted-iteration"),
+        pytest.param("hillclimb", ["checkpoint:1"], id="hillclimb-after-initial-evaluation"),
+        # mid-iteration: 3 of the 6 episodes of iteration 1 played
+        pytest.param("hillclimb", ["episode:9"], id="hillclimb-mid-iteration"),
+        # inside the checkpoint write of iteration 2: temporary file written, not yet renamed
+        pytest.param("hillclimb", ["replace:3"], id="hillclimb-during-checkpoint-write"),
+        pytest.param("hillclimb", ["episode:4", "episode:7", "replace:2"], id="hillclimb-killed-three-times"),
+        pytest.param("ucb", ["checkpoint:3"], id="ucb-after-iteration-2"),
+        pytest.param("ucb", ["episode:16"], id="ucb-mid-iteration"),
+        pytest.param("ucb", ["replace:4"], id="ucb-during-checkpoint-write"),
+        pytest.param("ucb", ["episode:20", "checkpoint:2"], id="ucb-killed-twice"),
     ],
 )
 def test_sigkill_at_a_chosen_point_then_rerun_gives_the_uninterrupted_result(

@@ -129,7 +129,6 @@ def test_a_killed_scienceworld_jvm_is_restarted_and_the_episode_replayed_then_fa
         failed = play(LIBRARY, tasks)
         # Py4JNetworkError or Py4JError, depending on where the kill caught the bridge
         assert failed.episodes[0].error.startswith("Py4J") and failed.summary.failed == 1
-        assert play(LIBRARY, tasks).episodes[0].trajectory == clean.trajectory  # and it recovers after
     finally:
         env.close()
 
