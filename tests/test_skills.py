@@ -114,6 +114,7 @@ def test_oversized_skill_text_is_truncated_and_each_cut_is_reported():
     library = SkillLibrary(
         general_skills=[Skill("g1", "short", "x" * 500), Skill("g2", "ok", "fine")],
         task_specific_skills={"boil": [Skill("b1", "t", "p", "w" * 300)]},
+        extra={"skill_pool": [{"skill_id": "p1", "title": "z" * 101, "principle": "p"}]},
     )
     capped, notes = cap_text(library, 100, "base.json")
     assert capped.general_skills[0].principle == "x" * 97 + "..."
@@ -123,8 +124,11 @@ def test_oversized_skill_text_is_truncated_and_each_cut_is_reported():
         "base.json: general_skills[0].principle: 500 characters truncated to 100 (skills.max_skill_chars)",
         "base.json: task_specific_skills.boil[0].when_to_apply: 300 characters truncated to 100 "
         "(skills.max_skill_chars)",
+        "base.json: skill_pool[0].title: 101 characters truncated to 100 (skills.max_skill_chars)",
     ]
+    assert capped.extra["skill_pool"][0]["title"] == "z" * 97 + "..."
     assert library.general_skills[0].principle == "x" * 500  # the input is left alone
+    assert len(library.extra["skill_pool"][0]["title"]) == 101
 
 
 def test_the_base_library_is_capped_on_load_and_the_cut_is_logged(tmp_path, caplog):

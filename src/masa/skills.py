@@ -254,14 +254,28 @@ def cap_text(
     """
     capped = library.copy()
     notes = []
-    for where, item in capped.items(source):
-        for name in TEXT_FIELDS[type(item)]:
-            value = getattr(item, name)
-            if len(value) > max_chars:
-                setattr(item, name, value[: max_chars - 3] + "...")
-                notes.append(
-                    f"{where}.{name}: {len(value)} characters truncated to {max_chars} (skills.max_skill_chars)"
-                )
+    fields: list[tuple[str, Any, str]] = [
+        (where, item, name) for where, item in capped.items(source) for name in TEXT_FIELDS[type(item)]
+    ]
+    pool = capped.extra.get("skill_pool")  # the edit teacher's extra skills (runtime.skill_pool)
+    if isinstance(pool, list):
+        fields += [
+            (f"{source}: skill_pool[{i}]", item, name)
+            for i, item in enumerate(pool)
+            if isinstance(item, dict)
+            for name in TEXT_FIELDS[Skill]
+        ]
+    for where, item, name in fields:
+        value = item.get(name) if isinstance(item, dict) else getattr(item, name)
+        if isinstance(value, str) and len(value) > max_chars:
+            short = value[: max_chars - 3] + "..."
+            if isinstance(item, dict):
+                item[name] = short
+            else:
+                setattr(item, name, short)
+            notes.append(
+                f"{where}.{name}: {len(value)} characters truncated to {max_chars} (skills.max_skill_chars)"
+            )
     return capped, notes
 
 
