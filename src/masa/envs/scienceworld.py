@@ -503,6 +503,7 @@ class ScienceWorld(Environment):
     """
 
     name = "scienceworld"
+    label = "ScienceWorld"
 
     def __init__(
         self,
