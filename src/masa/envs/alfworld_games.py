@@ -59,6 +59,8 @@ ABILITY = {  # the object property the task's state change needs (alfworld.gen.c
 }
 LAMP_HOLDERS = ("SideTable", "Desk", "Dresser", "Shelf", "CoffeeTable", "DiningTable", "TVStand")
 START = "loc_bar_start"
+# (split folder, config key under `games`, default count per task type)
+GAME_USES = (("train", "search", 4), ("dev", "profile", 1), ("test", "evaluation", 4))
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class GameSettings:
     categories: tuple[str, ...] = CATEGORIES
     games: tuple[tuple[str, int], ...] = (("train", 4), ("dev", 1), ("test", 4))  # per category
     seed: int = 0
-    max_receptacles: int | None = None  # None: every receptacle of the floorplan
+    max_receptacles: int | None = None  # None: every receptacle; never fewer than the task needs
     distractors: int = 3  # other pickable objects placed in the scene
     planner_timeout: float = 30.0  # seconds per game; slower games are dropped and logged
     max_attempts: int = 4  # sampled games tried per wanted game before giving up
@@ -78,15 +80,12 @@ class GameSettings:
         games = params.get("games", {})
         return cls(
             categories=tuple(params.get("tasks", CATEGORIES)),
-            games=tuple((split, int(games.get(use, default))) for split, use, default in _GAME_USES),
+            games=tuple((split, int(games.get(use, default))) for split, use, default in GAME_USES),
             seed=seed,
             max_receptacles=params.get("max_receptacles"),
             distractors=params.get("distractors", 3),
             planner_timeout=params.get("planner_timeout", 30.0),
         )
-
-
-_GAME_USES = (("train", "search", 4), ("dev", "profile", 1), ("test", "evaluation", 4))
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,9 @@ class GameSpec:
 
     @property
     def folder(self) -> str:
-        return f"{self.task_type}-{self.object_target}-None-{self.parent_target or 'None'}-{self.scene}"
+        """ALFRED's trial folder name: task-object-mrecep-parent (the lamp for look_at)-scene."""
+        parent = self.parent_target or self.toggle_target
+        return f"{self.task_type}-{self.object_target}-None-{parent}-{self.scene}"
 
 
 @cache
@@ -136,11 +137,17 @@ def pickable_types() -> frozenset[str]:
     return frozenset(o for objs in constants.VAL_RECEPTACLE_OBJECTS.values() for o in objs)
 
 
+@cache
+def openable(scene: int) -> dict[str, list[float]]:
+    """A floorplan's receptacle ids -> the agent pose (x, z, rotation, horizon) that interacts with them."""
+    return json.loads((layouts_dir() / f"FloorPlan{scene}-openable.json").read_text())
+
+
 def scene_receptacles(scene: int) -> list[tuple[str, str]]:
     """(id, type) of a floorplan's fixed receptacles; basins carry their type last (``Sink|..|SinkBasin``)."""
     constants, _, _ = _alfworld()
     fixed = set(constants.RECEPTACLES) - set(constants.MOVABLE_RECEPTACLES)
-    data = json.loads((layouts_dir() / f"FloorPlan{scene}-openable.json").read_text())
+    data = openable(scene)
     out = []
     for key in sorted(data):
         parts = key.split("|")
@@ -228,10 +235,9 @@ def _place(
     if settings.max_receptacles is not None:
         rest = rng.sample(rest, max(0, min(len(rest), settings.max_receptacles - len(kept))))
     chosen = sorted(kept | set(rest))
-    if not any(r[1] == parent for r in chosen) and parent:  # keep one receptacle of the goal's type
-        chosen.append(next(r for r in receps if r[1] == parent))
-    spots = sorted({tuple(_pose(scene, key)) for key, _ in chosen})
-    where = {key: spots.index(tuple(_pose(scene, key))) for key, _ in chosen}
+    poses = openable(scene)
+    spots = sorted({tuple(poses[key]) for key, _ in chosen})  # receptacles reached from one pose share it
+    where = {key: spots.index(tuple(poses[key])) for key, _ in chosen}
     receptacles = tuple((pddl_name(key), rtype, where[key]) for key, rtype in sorted(chosen))
     objects = tuple(
         (pddl_name(f"{otype}|{kind}{i}"), otype, pddl_name(home[0]))
@@ -239,10 +245,6 @@ def _place(
     )
     template = rng.choice(goals.gdict[task_type]["templates"])
     return GameSpec(task_type, scene, obj, parent, toggle, receptacles, objects, template)
-
-
-def _pose(scene: int, key: str) -> list[float]:
-    return json.loads((layouts_dir() / f"FloorPlan{scene}-openable.json").read_text())[key]
 
 
 def problem_pddl(spec: GameSpec) -> str:
@@ -410,6 +412,8 @@ def build_games(out_dir: Path, settings: GameSettings) -> dict[str, Any]:
         for split, wanted in settings.games:
             rng = random.Random(f"{settings.seed}:{task_type}:{split}")
             pool = scenes(task_type, split)
+            if not pool:
+                raise ValueError(f"no ALFRED floorplan of the right kind for {task_type} in split {split}")
             made = 0
             for attempt in range(wanted * settings.max_attempts):
                 if made >= wanted:
