@@ -191,3 +191,29 @@ def test_report_headings_carry_the_environment_label(tmp_path: Path) -> None:
     assert f"## b on {generated}" in text and "## b on ALFWorld (official games)" in text
     assert "## b on scienceworld" in text
     assert sorted(table["env_label"]) == sorted([generated, "ALFWorld (official games)", "scienceworld"])
+
+
+def test_config_defaults_to_all_six_task_types_and_keeps_sources_apart() -> None:
+    import copy
+
+    import yaml
+
+    from masa.config import ConfigError, validate_config
+    from tests.conftest import REPO
+
+    schema = REPO / "config" / "schema.yaml"
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = copy.deepcopy(base)
+    del config["environments"]["alfworld-generated"]["tasks"]
+    validate_config(config, schema)
+    assert config["environments"]["alfworld-generated"]["tasks"] == list(CATEGORIES)
+    assert config["environments"]["alfworld-generated"]["source"] == "generated"
+    for env, settings in (
+        ("alfworld-generated", {"data_dir": "/data/json_2.1.1"}),  # official games under the generated name
+        ("alfworld-official", {"source": "generated", "data_dir": "/data/json_2.1.1"}),
+        ("alfworld-official", {}),  # official without its data folder
+    ):
+        config = copy.deepcopy(base)
+        config["environments"][env] = {**config["environments"].get(env, {}), **settings}
+        with pytest.raises(ConfigError, match=env):
+            validate_config(config, schema)

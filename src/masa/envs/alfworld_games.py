@@ -33,14 +33,15 @@ from masa.io import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
 
-# ALFWorld's task types (alfworld.agents.environment.alfred_tw_env.TASK_TYPES) -> the paper's category names.
+# ALFWorld's task types (alfworld.agents.environment.alfred_tw_env.TASK_TYPES) -> the paper's category names,
+# in the paper's order.
 TASK_TYPES = {
     "pick_and_place_simple": "pick_and_place",
+    "pick_two_obj_and_place": "pick_two_obj_and_place",
     "look_at_obj_in_light": "look_at_obj_in_light",
     "pick_clean_then_place_in_recep": "clean",
     "pick_heat_then_place_in_recep": "heat",
     "pick_cool_then_place_in_recep": "cool",
-    "pick_two_obj_and_place": "pick_two_obj_and_place",
 }
 CATEGORIES = tuple(TASK_TYPES.values())
 TASK_TYPE_OF = {category: task_type for task_type, category in TASK_TYPES.items()}
