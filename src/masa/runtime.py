@@ -106,7 +106,30 @@ def make_environment(name: str, params: dict[str, Any]) -> Environment:
             heap_mb=params.get("heap_mb", 512),
             focus_guard=params.get("focus_guard", True),
         )
+    if name.startswith("alfworld"):
+        from masa.envs.alfworld import ALFWorld
+
+        return ALFWorld(
+            name=name,
+            source=alfworld_source(name, params),
+            data_dir=params.get("data_dir") or f"resources/games/{name}",
+            tasks=params.get("tasks"),
+            max_steps=params.get("max_steps", 50),
+            eval_split=params.get("eval_split", "valid_seen"),
+        )
     raise ValueError(f"unknown environment {name!r}")
+
+
+def alfworld_source(name: str, params: dict[str, Any]) -> str:
+    """The games' source, which the environment's name must state (``alfworld-generated``,
+    ``alfworld-official``), so results of the two sources never share a results path or a table row."""
+    source = params.get("source")
+    if name != f"alfworld-{source}":
+        raise ValueError(
+            f"environment {name!r} has source {source!r}: name ALFWorld environments alfworld-generated "
+            "(source: generated) or alfworld-official (source: official)"
+        )
+    return source
 
 
 @dataclass(frozen=True)

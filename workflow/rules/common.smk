@@ -90,3 +90,11 @@ METHOD_LIBRARIES = {
 def method_library(wildcards):
     path = METHOD_LIBRARIES[wildcards.method]
     return {"library": path.format(**wildcards)} if path else {}
+
+
+def env_games(wildcards_or_env):
+    """{"games": manifest} for an environment of generated games, else nothing (ScienceWorld, official)."""
+    env = getattr(wildcards_or_env, "env", wildcards_or_env)
+    if config["environments"][env].get("source") != "generated":
+        return {}
+    return {"games": f"resources/games/{env}/manifest.json"}

@@ -5,6 +5,7 @@
 
 rule evaluate_method:
     input:
+        unpack(env_games),
         unpack(backbone_model),
         unpack(method_library),
         base=base_library,

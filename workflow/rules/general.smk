@@ -7,6 +7,7 @@
 
 rule climb_general_skills:
     input:
+        unpack(env_games),
         unpack(backbone_model),
         unpack(teacher_model),
         base=base_library,

@@ -5,6 +5,7 @@
 
 rule build_model_profile:
     input:
+        unpack(lambda wildcards: env_games(PROFILE_ENV)),
         unpack(backbone_model),
         unpack(teacher_model),
         base=config["skills"]["base"][PROFILE_ENV],

@@ -6,6 +6,7 @@
 
 rule search_task_skills:
     input:
+        unpack(env_games),
         unpack(backbone_model),
         unpack(teacher_model),
         base=base_library,

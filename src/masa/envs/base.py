@@ -49,6 +49,13 @@ class Environment(ABC):
 
     name: str
     max_steps: int
+    # Where results come from, for every table that shows them ("ALFWorld (official games)", ...): two
+    # sources of one benchmark must never be read as the same thing.
+    label: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
     @property
     def faults(self) -> tuple[type[BaseException], ...]:

@@ -506,6 +506,7 @@ class ScienceWorld(Environment):
     """
 
     name = "scienceworld"
+    label = "ScienceWorld"
 
     def __init__(
         self,

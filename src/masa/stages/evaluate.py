@@ -37,6 +37,7 @@ def evaluate_method(
 ) -> dict[str, Any]:
     """Play ``method``'s library on the held-out (test-split) instances of every category."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
+    env_label = ctx.env.display_name
     skills = None if method == "no_skill" else SkillLibrary.load(library) if library else ctx.base
     tasks = [t for c in ctx.env.categories() for t in ctx.tasks.evaluation[c]]
     try:
@@ -52,6 +53,7 @@ def evaluate_method(
     record = {
         "backbone": backbone["name"],
         "env": env["name"],
+        "env_label": env_label,
         "method": method,
         "summary": summarise(result.episodes, resamples).as_dict(),
         "by_category": {c: summarise(es, resamples).as_dict() for c, es in sorted(by_category.items())},
@@ -71,6 +73,7 @@ def results_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             {
                 "backbone": r["backbone"],
                 "env": r["env"],
+                "env_label": r.get("env_label", r["env"]),
                 "method": METHOD_LABELS.get(r["method"], r["method"]),
                 "reward": s["reward_mean"],
                 "reward_low": s["reward_low"],
@@ -152,8 +155,8 @@ def write_report(
         f"over episodes; seeds {notes.get('seeds')}.",
         "",
     ]
-    for (env, backbone), sub in df.groupby(["env", "backbone"], sort=False):
-        parts += [f"## {backbone} on {env}", "", markdown_table(sub), ""]
+    for (_, backbone, label), sub in df.groupby(["env", "backbone", "env_label"], sort=False):
+        parts += [f"## {backbone} on {label}", "", markdown_table(sub), ""]
     parts += [f"![reward per method]({Path(plot_png).name})", ""]
     atomic_write_text(Path(summary_md), "\n".join(parts))
     return df
