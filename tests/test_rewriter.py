@@ -283,6 +283,72 @@ def test_tiny_lora_run_writes_a_loadable_adapter(smollm2_dir: Path, tmp_path: Pa
     assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
 
 
+CHILD_TRAINING = """
+import sys
+from masa.rewriter.data import read_dataset
+from masa.rewriter.train import TrainConfig, train_rewriter
+
+model, data, out, checkpoint = sys.argv[1:5]
+cfg = TrainConfig(max_steps=4, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-3,
+                  checkpoint_every=1, seed=3)
+train_rewriter(model, read_dataset(data), out, cfg, log=lambda m: print(m, flush=True), checkpoint=checkpoint)
+"""
+
+
+def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(
+    smollm2_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    data = [shrink(ex) for ex in examples()[:8]]
+    write_dataset(data, tmp_path / "train.parquet")
+    checkpoint = tmp_path / "checkpoint.pt"
+    script = tmp_path / "train_child.py"
+    script.write_text(CHILD_TRAINING)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    args = [sys.executable, str(script), str(smollm2_dir), str(tmp_path / "train.parquet")]
+    child = subprocess.Popen([*args, str(tmp_path / "killed"), str(checkpoint)], env=env)
+    deadline = time.monotonic() + 120
+    while not checkpoint.is_file() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert checkpoint.is_file(), "the child never wrote a checkpoint"
+    assert not (tmp_path / "killed" / "training.json").exists(), "the child finished before it was killed"
+    saved_step = torch.load(str(checkpoint), weights_only=True)["step"]
+    assert 1 <= saved_step < 4
+
+    resumed = subprocess.run(
+        [*args, str(tmp_path / "killed"), str(checkpoint)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"resuming from checkpoint {checkpoint} at step {saved_step}" in resumed.stdout
+    record = json.loads((tmp_path / "killed" / "training.json").read_text())
+    assert record["resumed_from_step"] == saved_step and record["steps"] == 4
+    curve = json.loads((tmp_path / "killed" / "loss_curve.json").read_text())["loss_curve"]
+    assert [p["step"] for p in curve] == [1, 2, 3, 4]
+    assert not checkpoint.exists()  # removed once the run finished
+
+    subprocess.run([*args, str(tmp_path / "whole"), ""], env=env, capture_output=True, check=True)
+    whole = json.loads((tmp_path / "whole" / "loss_curve.json").read_text())["loss_curve"]
+    assert curve == whole
+    killed = load_file(str(tmp_path / "killed" / "adapter_model.safetensors"))
+    uninterrupted = load_file(str(tmp_path / "whole" / "adapter_model.safetensors"))
+    assert killed.keys() == uninterrupted.keys()
+    assert all(torch.equal(killed[k], uninterrupted[k]) for k in killed)
+
+
 # --- inference ----------------------------------------------------------------------------------------------
 @dataclass
 class FixedLLM(LLM):

@@ -1,6 +1,8 @@
 # The rewriter, shared by all backbones of an environment (it is conditioned on the model card):
 #   results/rewriter/{env}/train.parquet     (card, input skills, task) -> evolved skills examples
-#   results/rewriter/{env}/adapter/          the LoRA adapter (peft.PeftModel.from_pretrained loads it)
+#   results/rewriter/{env}/adapter/          the LoRA adapter (peft.PeftModel.from_pretrained loads it) or
+#                                            the full fine-tune; training.json (cost), loss_curve.json
+# A train_checkpoint.pt beside them (every rewriter.checkpoint_every steps) lets a killed job resume.
 #   results/rewriter/{env}/loss.png          its training loss
 #   results/{backbone}/{env}/rewriter/       the skills it writes for each backbone in one pass, no search
 REWRITER_BASE = f"resources/models/{config['rewriter']['base_model']}"
@@ -51,10 +53,11 @@ rule train_rewriter:
         "../../envs/masa.yaml"
     threads: 2
     resources:
-        gpu=1 if config["rewriter"]["method"] == "full" else 0,
+        gpu=config["rewriter"]["gpus"],
     params:
         training=config["rewriter"],
         seed=config["seed"],
+        checkpoint="results/rewriter/{env}/train_checkpoint.pt",
     script:
         "../scripts/train_rewriter.py"
 

@@ -12,7 +12,7 @@ import pandas as pd
 from masa.io import read_yaml, write_json
 from masa.rewriter.data import AugmentConfig, build_examples, card_text, read_dataset, write_dataset
 from masa.rewriter.infer import load_rewriter, rewrite
-from masa.rewriter.train import TrainConfig, train_rewriter
+from masa.rewriter.train import TRAINING_RECORD, TrainConfig, TrainResult, train_rewriter
 from masa.skills import SkillLibrary
 
 log = logging.getLogger(__name__)
@@ -53,35 +53,53 @@ def build_rewriter_data(
     return len(examples)
 
 
+def train_config(params: dict[str, Any], seed: int) -> TrainConfig:
+    """The training settings from the ``rewriter`` config section.
+
+    ``learning_rate`` is LoRA's; ``full_learning_rate`` (the paper's 1e-5) applies to ``method: full``.
+    """
+    full = params["method"] == "full"
+    return TrainConfig(
+        method=params["method"],
+        lora_r=params["lora_r"],
+        lora_alpha=params["lora_alpha"],
+        target_modules=tuple(params["target_modules"]),
+        bf16_on_cpu=params["bf16_on_cpu"],
+        learning_rate=params["full_learning_rate"] if full else params["learning_rate"],
+        epochs=params["epochs"],
+        max_steps=params.get("max_steps"),
+        warmup_ratio=params["warmup_ratio"],
+        effective_batch=params["effective_batch"],
+        max_length=params["max_length"],
+        checkpoint_every=params["checkpoint_every"],
+        seed=seed,
+    )
+
+
 def fit_rewriter(
-    dataset: str, base_model_dir: str, params: dict[str, Any], seed: int, out_dir: str, loss_plot: str
+    dataset: str,
+    base_model_dir: str,
+    params: dict[str, Any],
+    seed: int,
+    out_dir: str,
+    loss_plot: str,
+    checkpoint: str | None = None,
 ) -> None:
-    """Fine-tune on the dataset; with no example (no search improved on its root) the folder says so and
-    inference uses the base model, labelled untrained in the record."""
+    """Fine-tune on the dataset, resuming from ``checkpoint`` if a killed run left one; with no example (no
+    search improved on its root) the folder says so and inference uses the base model, labelled untrained in
+    the record."""
     examples = read_dataset(dataset)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not examples:
         log.warning("no rewriter examples: no search candidate beat its root; the rewriter stays untrained")
         (out / UNTRAINED).write_text("no training examples: no search candidate beat its root\n")
-        write_json(out / "loss_curve.json", [])
+        write_json(out / "loss_curve.json", {"steps": 0, "loss_curve": []})
+        write_json(out / TRAINING_RECORD, asdict(TrainResult(method=params["method"])))
         plot_loss([], loss_plot)
         return
-    config = TrainConfig(
-        method=params["method"],
-        lora_r=params["lora_r"],
-        lora_alpha=params["lora_alpha"],
-        target_modules=tuple(params["target_modules"]),
-        bf16_on_cpu=params["bf16_on_cpu"],
-        learning_rate=params["learning_rate"],
-        epochs=params["epochs"],
-        max_steps=params.get("max_steps"),
-        warmup_ratio=params["warmup_ratio"],
-        effective_batch=params["effective_batch"],
-        max_length=params["max_length"],
-        seed=seed,
-    )
-    result = train_rewriter(base_model_dir, examples, out, config, log=log.info)
+    config = train_config(params, seed)
+    result = train_rewriter(base_model_dir, examples, out, config, log=log.info, checkpoint=checkpoint)
     plot_loss(result.loss_curve, loss_plot)
 
 
