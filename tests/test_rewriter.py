@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from masa.llm.base import LLM, Generation, Message
 from masa.rewriter.data import (
@@ -413,3 +414,89 @@ def test_a_stage1_gain_alone_makes_a_target_and_no_gain_makes_none() -> None:
     got = build_examples(frame, CARDS, base_library(), TASKS, HELDOUT_CATEGORIES, HELDOUT_BACKBONES, **kwargs)
     assert not [ex for ex in got if ex.backbone == "alpha"]
     assert not [ex for ex in got if ex.backbone == "flat"]  # "flat" never improved anywhere
+
+
+# --- command line -------------------------------------------------------------------------------------------
+# A backbone no search in this project ran: Qwen3-4B, one of the paper's backbones (fields from its config.json).
+UNSEEN_CARD = {
+    "family": "Qwen3",
+    "variant": "Qwen3-4B",
+    "parameter_count": 4_022_468_096,
+    "architecture": "qwen3",
+    "num_layers": 36,
+    "hidden_size": 2560,
+    "num_attention_heads": 32,
+    "num_kv_heads": 8,
+    "context_window": 40960,
+    "base_or_instruct": "instruct",
+    "weaknesses": ["repeats a failed action", "forgets the goal in long episodes"],
+}
+
+
+def test_cli_aligns_the_packaged_skills_for_an_unseen_backbone(smollm2_dir: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = TrainConfig(max_steps=1, epochs=1, max_length=320, effective_batch=1, learning_rate=1e-3)
+    train_rewriter(smollm2_dir, [shrink(examples()[0])], tmp_path / "adapter", cfg, log=lambda _: None)
+    card = tmp_path / "qwen3-4b.yaml"
+    card.write_text(yaml.safe_dump(UNSEEN_CARD))
+    skills = repo / "resources" / "skills" / "scienceworld.json"
+    out = tmp_path / "aligned.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo / "src"), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "masa.cli", "align", "--card", str(card), "--skills", str(skills)]
+    command += ["--base-model", str(smollm2_dir), "--adapter", str(tmp_path / "adapter"), "--out", str(out)]
+    command += ["--categories", "find-animal", "--max-new-tokens", "160", "--retries", "0", "--threads", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert f"aligned 1 categories -> {out}" in done.stdout
+
+    aligned, base = SkillLibrary.load(out), SkillLibrary.load(skills)
+    record = json.loads(out.with_suffix(".record.json").read_text())
+    assert record["untrained"] is False and record["adapter"] == str(tmp_path / "adapter")
+    category = record["categories"]["find-animal"]
+    assert category["attempts"] == 1 and category["fell_back"] == (not category["valid"])
+    assert record["fell_back_categories"] == (["find-animal"] if category["fell_back"] else [])
+    if category["fell_back"]:
+        assert aligned == base
+    else:
+        assert aligned.task_specific_skills["find-animal"] and aligned.general_skills
+    # categories it was not asked to rewrite are untouched
+    assert aligned.task_specific_skills["find-plant"] == base.task_specific_skills["find-plant"]
+    cost = record["cost"]
+    assert cost["llm_calls"] == 1 and cost["prompt_tokens"] > 100 and 0 < cost["completion_tokens"] <= 160
+    assert cost["seconds"] >= cost["generation_seconds"] > 0 and cost["libraries"] == 1
+
+
+def test_cli_names_the_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from masa.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    card = tmp_path / "card.yaml"
+    card.write_text("- not a mapping\n")
+    skills = repo / "resources" / "skills" / "scienceworld.json"
+    common = ["--base-model", str(tmp_path), "--out", str(tmp_path / "o.json")]
+    cases = [
+        (["--card", str(tmp_path / "none.yaml"), "--skills", str(skills)], "--card"),
+        (["--card", str(card), "--skills", str(skills)], "non-empty mapping"),
+    ]
+    card_ok = tmp_path / "ok.yaml"
+    card_ok.write_text(yaml.safe_dump(UNSEEN_CARD))
+    bad_skills = tmp_path / "bad.json"
+    bad_skills.write_text('{"general_skills": "oops"}')
+    cases += [
+        (
+            ["--card", str(card_ok), "--skills", str(bad_skills)],
+            f"--skills {bad_skills}: not a skill library",
+        ),
+        (["--card", str(card_ok), "--skills", str(skills)], "no config.json"),
+    ]
+    for arguments, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["align", *arguments, *common])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err

@@ -81,6 +81,7 @@ rule apply_rewriter:
     params:
         env=lambda wildcards: wildcards.env,
         categories=lambda wildcards: categories(wildcards.env),
+        heldout=HELDOUT,
         inference=config["rewriter"],
         seed=config["seed"],
     script:

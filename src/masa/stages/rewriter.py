@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from masa.io import read_yaml, write_json
+from masa.llm.base import LLM
 from masa.rewriter.data import AugmentConfig, build_examples, card_text, read_dataset, write_dataset
 from masa.rewriter.infer import load_rewriter, rewrite
 from masa.rewriter.train import TRAINING_RECORD, TrainConfig, TrainResult, train_rewriter
@@ -123,6 +126,63 @@ def plot_loss(curve: list[dict[str, float]], path: str) -> None:
     plt.close(fig)
 
 
+def load_aligner(
+    base_model_dir: str, adapter_dir: str | None, threads: int | None = None
+) -> tuple[LLM, bool]:
+    """The rewriter model and whether it is untrained (no adapter given, or training had no examples)."""
+    untrained = adapter_dir is None or (Path(adapter_dir) / UNTRAINED).is_file()
+    if untrained:
+        from masa.llm.transformers_backend import TransformersLLM
+
+        return TransformersLLM(name="rewriter", path=base_model_dir, threads=threads), True
+    return load_rewriter(base_model_dir, adapter_dir, threads=threads), False
+
+
+def align_library(
+    llm: LLM,
+    card: dict[str, Any],
+    library: SkillLibrary,
+    task_descriptions: dict[str, str],
+    max_new_tokens: int,
+    retries: int,
+    seed: int,
+) -> tuple[SkillLibrary, dict[str, Any]]:
+    """One generation per category (plus retries), each merged into the library as it comes.
+
+    Returns the aligned library, always valid (a category whose every attempt failed keeps its input skills
+    and is listed under ``fell_back_categories``), and the record of what each category got and what it cost.
+    """
+    started = time.monotonic()
+    before = replace(llm.usage)
+    text = card_text(card)
+    per_category: dict[str, Any] = {}
+    for category, description in task_descriptions.items():
+        result = rewrite(llm, text, library, category, description, max_new_tokens, retries, seed)
+        if result.fell_back:
+            log.warning(
+                "%s: no valid rewrite in %d attempts; kept the input skills", category, result.attempts
+            )
+        else:
+            log.info("%s: valid rewrite in %d attempt(s)", category, result.attempts)
+        library = result.library
+        per_category[category] = {k: v for k, v in asdict(result).items() if k != "library"}
+    library = SkillLibrary.from_dict(library.to_dict(), source="aligned library")  # re-validate the whole
+    usage = llm.usage
+    cost = {
+        "libraries": 1,
+        "llm_calls": usage.calls - before.calls,
+        "prompt_tokens": usage.prompt_tokens - before.prompt_tokens,
+        "completion_tokens": usage.completion_tokens - before.completion_tokens,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    record = {
+        "categories": per_category,
+        "fell_back_categories": [c for c, r in per_category.items() if r["fell_back"]],
+        "cost": cost,
+    }
+    return library, record
+
+
 def apply_rewriter(
     base_model_dir: str,
     adapter_dir: str,
@@ -134,36 +194,36 @@ def apply_rewriter(
     seed: int,
     out_library: str,
     out_record: str,
+    heldout_categories: Sequence[str] = (),
     threads: int | None = None,
 ) -> SkillLibrary:
-    """One generation per category: the rewriter writes the backbone's skills from its card alone."""
-    untrained = (Path(adapter_dir) / UNTRAINED).is_file()
-    if untrained:
-        from masa.llm.transformers_backend import TransformersLLM
+    """One generation per category: the rewriter writes the backbone's skills from its card alone.
 
-        llm = TransformersLLM(name="rewriter", path=base_model_dir, threads=threads)
-    else:
-        llm = load_rewriter(base_model_dir, adapter_dir, threads=threads)
-    card = card_text(read_yaml(card_path))
-    library = SkillLibrary.load(base_library)
-    record: dict[str, Any] = {"untrained": untrained, "categories": {}}
-    for category in categories:
-        result = rewrite(
-            llm,
-            card,
-            library,
-            category,
-            task_description(env, category),
-            params["max_new_tokens"],
-            params["retries"],
-            seed,
-        )
-        log.info(
-            "%s: valid=%s attempts=%d fell_back=%s", category, result.valid, result.attempts, result.fell_back
-        )
-        library = result.library
-        record["categories"][category] = {k: v for k, v in asdict(result).items() if k != "library"}
-    record["usage"] = llm.usage.as_dict()
+    Held-out categories (never searched, never in the training data) are rewritten like the others; the
+    record lists them so the evaluation can compare the rewriter's skills there against the base skills.
+    ``cost.seconds`` counts loading the model too: it is what aligning one library costs from cold.
+    """
+    started = time.monotonic()
+    llm, untrained = load_aligner(base_model_dir, adapter_dir, threads)
+    library, record = align_library(
+        llm,
+        read_yaml(card_path),
+        SkillLibrary.load(base_library),
+        {c: task_description(env, c) for c in categories},
+        params["max_new_tokens"],
+        params["retries"],
+        seed,
+    )
+    record["cost"]["generation_seconds"] = record["cost"]["seconds"]
+    record["cost"]["seconds"] = round(time.monotonic() - started, 3)
     library.save(out_library)
-    write_json(out_record, record)
+    write_json(
+        out_record,
+        {
+            "untrained": untrained,
+            "adapter": str(adapter_dir),
+            "heldout_categories": [c for c in categories if c in set(heldout_categories)],
+            **record,
+        },
+    )
     return library
