@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -95,6 +95,7 @@ def trajectories() -> pd.DataFrame:
                         "iteration": it,
                         "node_id": f"{backbone}-{stage}-{category}-{it}",
                         "parent_id": "" if it == 0 else f"{backbone}-{stage}-{category}-{it - 1}",
+                        "depth": it,
                         "library_json": (base if it == 0 else evolved(base, tag)).to_json(),
                         "reward_mean": reward,
                         "reward_low": reward - 0.1,
@@ -102,6 +103,10 @@ def trajectories() -> pd.DataFrame:
                         "success_rate": reward,
                         "noop_rate": 0.0,
                         "episodes": 8,
+                        "env_steps": 64,
+                        "llm_calls": 64,
+                        "prompt_tokens": 6400,
+                        "completion_tokens": 0,
                         "teacher": "initial" if it == 0 else "llm",
                         "accepted": True,
                     }
@@ -153,9 +158,37 @@ def test_targets_sources_and_determinism() -> None:
     assert "[alpha task boil it5]" in target["task_specific_skills"]["boil"][0]["principle"]  # best task one
     cross = next(ex for ex in group if ex.source == "cross_backbone")
     assert "[beta task boil it5]" in cross.input_skills_json
+    teacher = next(ex for ex in group if ex.source == "teacher_oneshot")  # the root's first teacher child
+    assert (
+        "[alpha general  it1]" in teacher.input_skills_json
+        and "[alpha task boil it1]" in teacher.input_skills_json
+    )
+    early = next(ex for ex in group if ex.source == "intermediate_early")
+    assert "it1]" not in early.input_skills_json  # not repeated as an intermediate
     assert all(ex.input_skills_json != ex.target_skills_json for ex in data)
     assert data == examples()
     assert data != examples(seed=1)
+
+
+def test_a_given_teacher_rewrite_replaces_the_trajectories_one() -> None:
+    oneshot = evolved(base_library(), "adapter alpha")
+    data = build_examples(
+        trajectories(),
+        CARDS,
+        base_library(),
+        TASKS,
+        HELDOUT_CATEGORIES,
+        HELDOUT_BACKBONES,
+        min_reward_quantile=0.5,
+        augment=AugmentConfig(),
+        seed=0,
+        teacher_rewrites={"alpha": oneshot},
+    )
+    teacher = {
+        (ex.backbone, ex.category): ex.input_skills_json for ex in data if ex.source == "teacher_oneshot"
+    }
+    assert teacher[("alpha", "boil")] == view_json(category_view(oneshot, "boil"), "boil")
+    assert "[beta general  it1]" in teacher[("beta", "boil")]
 
 
 def test_quantile_threshold_removes_weak_targets() -> None:
@@ -215,6 +248,36 @@ def test_dataset_round_trips_through_parquet(tmp_path: Path) -> None:
     assert list(frame.columns) == list(asdict(data[0]))
     assert frame.to_dict("records") == [asdict(ex) for ex in data]
     assert read_dataset(path) == data
+
+
+def test_stage_writes_a_huggingface_dataset_without_heldout_data(tmp_path: Path) -> None:
+    """The file-level stage, from hive-partitioned trajectories to a set ``datasets`` loads."""
+    import datasets
+
+    from masa.io import write_yaml
+    from masa.stages.export import PARTITION_COLUMNS, partition_path
+    from masa.stages.rewriter import build_rewriter_data
+
+    frame, paths, cards = trajectories(), [], {}
+    for (backbone, env), rows in frame.groupby(["backbone", "env"]):
+        path = partition_path(tmp_path / "trajectories", backbone, env)
+        path.parent.mkdir(parents=True)
+        rows.drop(columns=list(PARTITION_COLUMNS)).to_parquet(path)
+        paths.append(str(path))
+        cards[backbone] = str(tmp_path / f"{backbone}.yaml")
+        write_yaml(cards[backbone], CARDS[backbone])
+    base_library().save(tmp_path / "base.json")
+    out = tmp_path / "train.parquet"
+    count = build_rewriter_data(
+        paths, cards, str(tmp_path / "base.json"), "sciworld", list(CATEGORIES), HELDOUT_CATEGORIES, 0.5, 0,
+        str(out), heldout_backbones=HELDOUT_BACKBONES,
+    )  # fmt: skip
+    loaded = datasets.load_dataset("parquet", data_files=str(out), split="train")
+    assert loaded.num_rows == count > 0
+    assert loaded.column_names == [f.name for f in fields(RewriterExample)]
+    assert set(loaded["source"]) == set(SOURCES)
+    assert set(loaded["backbone"]) == {"alpha", "beta"} and set(loaded["category"]) == {"boil", "freeze"}
+    assert not any("heldcat" in text or "gamma" in text for text in loaded["input_skills_json"])
 
 
 def test_prompt_names_category_and_asks_for_json_only() -> None:
@@ -281,6 +344,24 @@ def test_tiny_lora_run_writes_a_loadable_adapter(smollm2_dir: Path, tmp_path: Pa
     assert lora_b and any(float(p.abs().sum()) > 0 for p in lora_b)  # the adapter learned something
 
     llm = load_rewriter(smollm2_dir, tmp_path / "adapter")
+    assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
+
+
+def test_full_fine_tuning_saves_a_whole_model_with_its_record(smollm2_dir: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        method="full", max_steps=1, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-5
+    )
+    result = train_rewriter(
+        smollm2_dir, [shrink(ex) for ex in examples()[:2]], tmp_path / "full", cfg, log=print
+    )
+    assert result.trainable_params > 100_000_000  # every weight, not an adapter
+    assert (tmp_path / "full" / "config.json").is_file() and not (
+        tmp_path / "full" / "adapter_config.json"
+    ).exists()
+    record = json.loads((tmp_path / "full" / "training.json").read_text())
+    assert record["method"] == "full" and record["steps"] == 1 and record["device"] == "cpu"
+    assert record["train_tokens"] > record["target_tokens"] > 0 and record["seconds"] > 0
+    llm = load_rewriter(smollm2_dir, tmp_path / "full")
     assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
 
 

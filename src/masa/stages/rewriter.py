@@ -13,10 +13,18 @@ import pandas as pd
 
 from masa.io import read_yaml, write_json
 from masa.llm.base import LLM
-from masa.rewriter.data import AugmentConfig, build_examples, card_text, read_dataset, write_dataset
+from masa.rewriter.data import (
+    AugmentConfig,
+    build_examples,
+    card_text,
+    check_no_heldout,
+    read_dataset,
+    write_dataset,
+)
 from masa.rewriter.infer import load_rewriter, rewrite
 from masa.rewriter.train import TRAINING_RECORD, TrainConfig, TrainResult, train_rewriter
 from masa.skills import SkillLibrary
+from masa.stages.export import read_trajectories
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +46,34 @@ def build_rewriter_data(
     min_reward_quantile: float,
     seed: int,
     out_path: str,
+    heldout_backbones: Sequence[str] = (),
+    teacher_rewrite_paths: dict[str, str] | None = None,
 ) -> int:
-    trajectories = pd.concat([pd.read_parquet(p) for p in trajectory_paths], ignore_index=True)
+    """Write the training set; the held-out guard runs again on the final examples right before writing.
+
+    ``trajectory_paths`` are Parquet files or hive-partitioned folders (``results/trajectories``);
+    ``teacher_rewrite_paths`` maps a backbone to its one-shot teacher rewrite (the ``adapter`` baseline).
+    """
+    trajectories = pd.concat([read_trajectories(p) for p in trajectory_paths], ignore_index=True)
+    trajectories = trajectories[trajectories["env"] == env]
     examples = build_examples(
         trajectories,
         {backbone: read_yaml(path) for backbone, path in card_paths.items()},
         SkillLibrary.load(base_library),
         {c: task_description(env, c) for c in categories if c not in heldout_categories},
         heldout_categories,
-        [],
+        list(heldout_backbones),
         min_reward_quantile,
         AugmentConfig(),
         seed,
+        teacher_rewrites={b: SkillLibrary.load(p) for b, p in (teacher_rewrite_paths or {}).items()},
     )
+    check_no_heldout(examples, heldout_categories, list(heldout_backbones))
     write_dataset(examples, out_path)
-    log.info("%d rewriter examples from %d candidates", len(examples), len(trajectories))
+    sources = pd.Series([ex.source for ex in examples], dtype=str).value_counts().to_dict()
+    log.info(
+        "%d rewriter examples from %d candidates, by source: %s", len(examples), len(trajectories), sources
+    )
     return len(examples)
 
 
