@@ -581,3 +581,57 @@ def test_cli_names_the_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixtur
             main(["align", *arguments, *common])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+@dataclass
+class CategoryRewriter(LLM):
+    """Writes an evolved view of whichever category it is asked about, except garbage for ``broken``."""
+
+    broken: str = ""
+
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        prefill: str = "",
+    ) -> list[Generation]:
+        out = []
+        for conversation in conversations:
+            category = conversation[-1].content.split("## Task category: ")[1].split("\n")[0]
+            view = SkillLibrary(general_skills=[skill("g", "rewritten")], task_specific_skills={})
+            view = view.with_task_skills(category, [skill(f"{category}-new", f"rewritten for {category}")])
+            text = "not json" if category == self.broken else view_json(view, category)
+            out.append(Generation(text, 100, 20))
+        self.usage.add_generations(out)
+        return out
+
+    def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
+        raise NotImplementedError
+
+
+def test_apply_rewriter_writes_heldout_categories_and_records_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from masa.stages import rewriter as stage
+
+    monkeypatch.setattr(
+        stage, "load_aligner", lambda *_: (CategoryRewriter(name="fake", broken="freeze"), False)
+    )
+    base_library().save(tmp_path / "base.json")
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(CARDS["alpha"]))
+    library = stage.apply_rewriter(
+        "base-model", str(tmp_path / "adapter"), str(tmp_path / "card.yaml"), str(tmp_path / "base.json"),
+        "sciworld", list(CATEGORIES), {"max_new_tokens": 64, "retries": 1}, 0,
+        str(tmp_path / "library.json"), str(tmp_path / "record.json"), heldout_categories=HELDOUT_CATEGORIES,
+    )  # fmt: skip
+    assert SkillLibrary.load(tmp_path / "library.json") == library
+    assert [s.skill_id for s in library.task_specific_skills["heldcat"]] == ["heldcat-new"]  # written
+    assert library.task_specific_skills["freeze"] == base_library().task_specific_skills["freeze"]  # kept
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["heldout_categories"] == ["heldcat"] and record["untrained"] is False
+    assert record["fell_back_categories"] == ["freeze"] and record["categories"]["freeze"]["attempts"] == 2
+    cost = record["cost"]
+    assert (cost["llm_calls"], cost["prompt_tokens"], cost["completion_tokens"]) == (4, 400, 80)
+    assert cost["libraries"] == 1 and cost["seconds"] >= cost["generation_seconds"] >= 0
