@@ -360,7 +360,7 @@ def test_full_fine_tuning_saves_a_whole_model_with_its_record(smollm2_dir: Path,
     ).exists()
     record = json.loads((tmp_path / "full" / "training.json").read_text())
     assert record["method"] == "full" and record["steps"] == 1 and record["device"] == "cpu"
-    assert record["train_tokens"] > record["target_tokens"] > 0 and record["seconds"] > 0
+    assert record["tokens"] == record["train_tokens"] > record["target_tokens"] > 0 and record["seconds"] > 0
     llm = load_rewriter(smollm2_dir, tmp_path / "full")
     assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
 
@@ -635,3 +635,5 @@ def test_apply_rewriter_writes_heldout_categories_and_records_cost(
     cost = record["cost"]
     assert (cost["llm_calls"], cost["prompt_tokens"], cost["completion_tokens"]) == (4, 400, 80)
     assert cost["libraries"] == 1 and cost["seconds"] >= cost["generation_seconds"] >= 0
+    assert record["usage"] == {"calls": 4, "prompt_tokens": 400, "completion_tokens": 80}
+    assert record["seconds"] == cost["seconds"]

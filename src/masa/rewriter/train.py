@@ -310,16 +310,21 @@ def train_rewriter(
     out = Path(out_dir)
     _save(model, tokenizer, out, cfg)
     result.seconds = previous_seconds + time.monotonic() - started
-    summary = asdict(result)
-    curve = summary.pop("loss_curve")
-    write_json(out / "loss_curve.json", {"config": asdict(cfg), "steps": result.steps, "loss_curve": curve})
-    write_json(out / TRAINING_RECORD, {"config": asdict(cfg), **summary})
+    record = training_record(result, cfg)
+    write_json(out / "loss_curve.json", {**record, "loss_curve": result.loss_curve})
+    write_json(out / TRAINING_RECORD, record)
     if checkpoint:
         Path(checkpoint).unlink(missing_ok=True)
     return result
 
 
 TRAINING_RECORD = "training.json"
+
+
+def training_record(result: TrainResult, cfg: TrainConfig | None = None) -> dict[str, Any]:
+    """``training.json``: what the run cost, flat, with ``tokens`` (= ``train_tokens``) for cost readers."""
+    summary = {k: v for k, v in asdict(result).items() if k != "loss_curve"}
+    return {**summary, "tokens": result.train_tokens, "config": asdict(cfg) if cfg else None}
 
 
 # --- checkpoints --------------------------------------------------------------------------------------------

@@ -22,7 +22,13 @@ from masa.rewriter.data import (
     write_dataset,
 )
 from masa.rewriter.infer import load_rewriter, rewrite
-from masa.rewriter.train import TRAINING_RECORD, TrainConfig, TrainResult, train_rewriter
+from masa.rewriter.train import (
+    TRAINING_RECORD,
+    TrainConfig,
+    TrainResult,
+    train_rewriter,
+    training_record,
+)
 from masa.skills import SkillLibrary
 from masa.stages.export import read_trajectories
 
@@ -118,8 +124,9 @@ def fit_rewriter(
     if not examples:
         log.warning("no rewriter examples: no search candidate beat its root; the rewriter stays untrained")
         (out / UNTRAINED).write_text("no training examples: no search candidate beat its root\n")
-        write_json(out / "loss_curve.json", {"steps": 0, "loss_curve": []})
-        write_json(out / TRAINING_RECORD, asdict(TrainResult(method=params["method"])))
+        record = training_record(TrainResult(method=params["method"]))
+        write_json(out / "loss_curve.json", {**record, "loss_curve": []})
+        write_json(out / TRAINING_RECORD, record)
         plot_loss([], loss_plot)
         return
     config = train_config(params, seed)
@@ -238,6 +245,7 @@ def apply_rewriter(
     record["cost"]["generation_seconds"] = record["cost"]["seconds"]
     record["cost"]["seconds"] = round(time.monotonic() - started, 3)
     library.save(out_library)
+    cost = record["cost"]
     write_json(
         out_record,
         {
@@ -245,6 +253,10 @@ def apply_rewriter(
             "adapter": str(adapter_dir),
             "heldout_categories": [c for c in categories if c in set(heldout_categories)],
             **record,
+            # the Usage-shaped summary other records use, so cost readers treat every stage alike
+            "usage": {k: cost[k] for k in ("prompt_tokens", "completion_tokens")}
+            | {"calls": cost["llm_calls"]},
+            "seconds": cost["seconds"],
         },
     )
     return library
