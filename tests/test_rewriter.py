@@ -365,21 +365,22 @@ def test_full_fine_tuning_saves_a_whole_model_with_its_record(smollm2_dir: Path,
     assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
 
 
-CHILD_TRAINING = """
+RESUME_CONFIG = {"max_steps": 3, "epochs": 1, "max_length": 320, "effective_batch": 1, "learning_rate": 1e-3}
+CHILD_TRAINING = f"""
 import sys
 from masa.rewriter.data import read_dataset
 from masa.rewriter.train import TrainConfig, train_rewriter
 
 model, data, out, checkpoint = sys.argv[1:5]
-cfg = TrainConfig(max_steps=4, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-3,
-                  checkpoint_every=1, seed=3)
-train_rewriter(model, read_dataset(data), out, cfg, log=lambda m: print(m, flush=True), checkpoint=checkpoint)
+cfg = TrainConfig(**{RESUME_CONFIG!r}, checkpoint_every=1, seed=3)
+train_rewriter(model, read_dataset(data), out, cfg, log=print, checkpoint=checkpoint)
 """
 
 
 def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(
     smollm2_dir: Path, tmp_path: Path
 ) -> None:
+    """A child process is SIGKILLed once it has written a checkpoint; the re-run continues from it."""
     import os
     import signal
     import subprocess
@@ -389,42 +390,46 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     import torch
     from safetensors.torch import load_file
 
-    data = [shrink(ex) for ex in examples()[:8]]
+    data = [shrink(ex) for ex in examples()[:3]]
     write_dataset(data, tmp_path / "train.parquet")
     checkpoint = tmp_path / "checkpoint.pt"
-    script = tmp_path / "train_child.py"
-    script.write_text(CHILD_TRAINING)
+    (tmp_path / "train_child.py").write_text(CHILD_TRAINING)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    args = [sys.executable, str(script), str(smollm2_dir), str(tmp_path / "train.parquet")]
-    child = subprocess.Popen([*args, str(tmp_path / "killed"), str(checkpoint)], env=env)
-    deadline = time.monotonic() + 120
+    command = [
+        sys.executable,
+        str(tmp_path / "train_child.py"),
+        str(smollm2_dir),
+        str(tmp_path / "train.parquet"),
+    ]
+    child = subprocess.Popen([*command, str(tmp_path / "killed"), str(checkpoint)], env=env)
+    deadline = time.monotonic() + 300
     while not checkpoint.is_file() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert checkpoint.is_file(), "the child never wrote a checkpoint"
     assert not (tmp_path / "killed" / "training.json").exists(), "the child finished before it was killed"
     saved_step = torch.load(str(checkpoint), weights_only=True)["step"]
-    assert 1 <= saved_step < 4
+    assert 1 <= saved_step < 3
 
-    resumed = subprocess.run(
-        [*args, str(tmp_path / "killed"), str(checkpoint)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    cfg = TrainConfig(**RESUME_CONFIG, checkpoint_every=1, seed=3)  # type: ignore[arg-type]
+    lines: list[str] = []
+    resumed = train_rewriter(
+        smollm2_dir, data, tmp_path / "killed", cfg, log=lines.append, checkpoint=checkpoint
     )
-    assert f"resuming from checkpoint {checkpoint} at step {saved_step}" in resumed.stdout
+    assert f"resuming from checkpoint {checkpoint} at step {saved_step}" in lines
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == [
+        f"{s}/3" for s in range(saved_step + 1, 4)
+    ]  # only the steps after the checkpoint were trained again
     record = json.loads((tmp_path / "killed" / "training.json").read_text())
-    assert record["resumed_from_step"] == saved_step and record["steps"] == 4
+    assert record["resumed_from_step"] == saved_step == resumed.resumed_from_step and record["steps"] == 3
     curve = json.loads((tmp_path / "killed" / "loss_curve.json").read_text())["loss_curve"]
-    assert [p["step"] for p in curve] == [1, 2, 3, 4]
+    assert [p["step"] for p in curve] == [1, 2, 3]
     assert not checkpoint.exists()  # removed once the run finished
 
-    subprocess.run([*args, str(tmp_path / "whole"), ""], env=env, capture_output=True, check=True)
-    whole = json.loads((tmp_path / "whole" / "loss_curve.json").read_text())["loss_curve"]
-    assert curve == whole
+    whole = train_rewriter(smollm2_dir, data, tmp_path / "whole", cfg, log=lambda _: None)
+    assert curve == whole.loss_curve
     killed = load_file(str(tmp_path / "killed" / "adapter_model.safetensors"))
     uninterrupted = load_file(str(tmp_path / "whole" / "adapter_model.safetensors"))
     assert killed.keys() == uninterrupted.keys()
