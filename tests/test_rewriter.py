@@ -642,3 +642,12 @@ def test_apply_rewriter_writes_heldout_categories_and_records_cost(
     assert cost["libraries"] == 1 and cost["seconds"] >= cost["generation_seconds"] >= 0
     assert record["usage"] == {"calls": 4, "prompt_tokens": 400, "completion_tokens": 80}
     assert record["seconds"] == cost["seconds"]
+
+
+def test_holding_out_every_backbone_is_refused_by_name(tmp_path: Path) -> None:
+    from masa.stages.rewriter import build_rewriter_data
+
+    with pytest.raises(ValueError, match=r"rewriter\.heldout_backbones"):
+        build_rewriter_data(
+            [], {}, "base.json", "sciworld", ["boil"], [], 0.5, 0, str(tmp_path / "t.parquet")
+        )

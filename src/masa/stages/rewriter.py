@@ -60,6 +60,10 @@ def build_rewriter_data(
     ``trajectory_paths`` are Parquet files or hive-partitioned folders (``results/trajectories``);
     ``teacher_rewrite_paths`` maps a backbone to its one-shot teacher rewrite (the ``adapter`` baseline).
     """
+    if not trajectory_paths:
+        raise ValueError(
+            "no trajectories to train the rewriter on: rewriter.heldout_backbones holds out every backbone"
+        )
     trajectories = pd.concat([read_trajectories(p) for p in trajectory_paths], ignore_index=True)
     trajectories = trajectories[trajectories["env"] == env]
     examples = build_examples(
