@@ -77,7 +77,7 @@ def _read_card(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
 
 
 def _read_library(parser: argparse.ArgumentParser, path: Path) -> SkillLibrary:
-    if not path.is_file():
+    if not path.exists():  # a file, or a folder where the library format allows one
         parser.error(f"--skills {path}: no such file")
     try:
         return SkillLibrary.load(path)
