@@ -95,7 +95,7 @@ def test_default_config_validates_and_gets_defaults():
         ),
         (
             lambda c: c["rewriter"].update(heldout_categories=["find-living-thing", "find-non-living-thing"]),
-            r"rewriter.heldout_categories: holding out every category leaves nothing to train on",
+            r"rewriter.heldout_categories: holding out every category of 'scienceworld' leaves nothing to train on",
         ),
         # a method enabled whose inputs are disabled
         (

@@ -24,7 +24,7 @@ from masa.io import (
 from masa.rewriter.data import RewriterExample, read_dataset, write_dataset
 from masa.rollout import Evaluator, RolloutCache
 from masa.skills import Skill, SkillLibrary
-from masa.stages.export import export_trajectories
+from masa.stages.export import export_trajectories, read_trajectories
 from tests.fakes import CorridorEnv, ScriptedLLM
 from tests.test_search import INITIAL, CountingTeacher, general, scripted
 
@@ -141,13 +141,13 @@ def test_trajectory_parquet_damage_is_detected_on_read(tmp_path):
     )
     records = tmp_path / "candidates.json"
     save_candidates(records, result.candidates, {})
-    out = tmp_path / "trajectories.parquet"
+    out = tmp_path / "backbone=b" / "env=e" / "part-0.parquet"
     frame = export_trajectories("b", "e", [str(records)], str(out))
-    assert read_parquet(out).to_pandas().equals(frame)
+    assert read_trajectories(out).equals(frame)
     data = out.read_bytes()
     out.write_bytes(data[: len(data) - 20])  # a lost tail: the footer is gone
-    with pytest.raises(CorruptFileError, match=r"trajectories.parquet: truncated or damaged Parquet.*re-run"):
-        read_parquet(out)
+    with pytest.raises(CorruptFileError, match=r"part-0.parquet: truncated or damaged Parquet.*re-run"):
+        read_trajectories(out)
     alter_number(records)  # the candidate records it is exported from are checked too
     with pytest.raises(CorruptFileError, match=r"candidates\.json"):
         export_trajectories("b", "e", [str(records)], str(out))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from masa.llm.base import LLM, Generation, Message
 from masa.rewriter.data import (
@@ -39,7 +40,7 @@ HELDOUT_CATEGORIES = ["heldcat"]
 HELDOUT_BACKBONES = ["gamma"]
 TASKS = {c: f"Tasks where the agent must {c} a substance." for c in CATEGORIES}
 CARDS = {
-    b: {"family": b, "parameter_count": "135M", "strengths": ["short plans"], "weaknesses": ["long contexts"]}
+    b: {"family": b, "parameter_count": 134_515_008, "strengths": ["short plans"], "weaknesses": ["long contexts"]}
     for b in ("alpha", "beta", "gamma", "flat")
 }
 
@@ -94,6 +95,7 @@ def trajectories() -> pd.DataFrame:
                         "iteration": it,
                         "node_id": f"{backbone}-{stage}-{category}-{it}",
                         "parent_id": "" if it == 0 else f"{backbone}-{stage}-{category}-{it - 1}",
+                        "depth": it,
                         "library_json": (base if it == 0 else evolved(base, tag)).to_json(),
                         "reward_mean": reward,
                         "reward_low": reward - 0.1,
@@ -101,6 +103,10 @@ def trajectories() -> pd.DataFrame:
                         "success_rate": reward,
                         "noop_rate": 0.0,
                         "episodes": 8,
+                        "env_steps": 64,
+                        "llm_calls": 64,
+                        "prompt_tokens": 6400,
+                        "completion_tokens": 0,
                         "teacher": "initial" if it == 0 else "llm",
                         "accepted": True,
                     }
@@ -152,9 +158,37 @@ def test_targets_sources_and_determinism() -> None:
     assert "[alpha task boil it5]" in target["task_specific_skills"]["boil"][0]["principle"]  # best task one
     cross = next(ex for ex in group if ex.source == "cross_backbone")
     assert "[beta task boil it5]" in cross.input_skills_json
+    teacher = next(ex for ex in group if ex.source == "teacher_oneshot")  # the root's first teacher child
+    assert (
+        "[alpha general  it1]" in teacher.input_skills_json
+        and "[alpha task boil it1]" in teacher.input_skills_json
+    )
+    early = next(ex for ex in group if ex.source == "intermediate_early")
+    assert "it1]" not in early.input_skills_json  # not repeated as an intermediate
     assert all(ex.input_skills_json != ex.target_skills_json for ex in data)
     assert data == examples()
     assert data != examples(seed=1)
+
+
+def test_a_given_teacher_rewrite_replaces_the_trajectories_one() -> None:
+    oneshot = evolved(base_library(), "adapter alpha")
+    data = build_examples(
+        trajectories(),
+        CARDS,
+        base_library(),
+        TASKS,
+        HELDOUT_CATEGORIES,
+        HELDOUT_BACKBONES,
+        min_reward_quantile=0.5,
+        augment=AugmentConfig(),
+        seed=0,
+        teacher_rewrites={"alpha": oneshot},
+    )
+    teacher = {
+        (ex.backbone, ex.category): ex.input_skills_json for ex in data if ex.source == "teacher_oneshot"
+    }
+    assert teacher[("alpha", "boil")] == view_json(category_view(oneshot, "boil"), "boil")
+    assert "[beta general  it1]" in teacher[("beta", "boil")]
 
 
 def test_quantile_threshold_removes_weak_targets() -> None:
@@ -214,6 +248,36 @@ def test_dataset_round_trips_through_parquet(tmp_path: Path) -> None:
     assert list(frame.columns) == list(asdict(data[0]))
     assert frame.to_dict("records") == [asdict(ex) for ex in data]
     assert read_dataset(path) == data
+
+
+def test_stage_writes_a_huggingface_dataset_without_heldout_data(tmp_path: Path) -> None:
+    """The file-level stage, from hive-partitioned trajectories to a set ``datasets`` loads."""
+    import datasets
+
+    from masa.io import write_yaml
+    from masa.stages.export import PARTITION_COLUMNS, partition_path
+    from masa.stages.rewriter import build_rewriter_data
+
+    frame, paths, cards = trajectories(), [], {}
+    for (backbone, env), rows in frame.groupby(["backbone", "env"]):
+        path = partition_path(tmp_path / "trajectories", backbone, env)
+        path.parent.mkdir(parents=True)
+        rows.drop(columns=list(PARTITION_COLUMNS)).to_parquet(path)
+        paths.append(str(path))
+        cards[backbone] = str(tmp_path / f"{backbone}.yaml")
+        write_yaml(cards[backbone], CARDS[backbone])
+    base_library().save(tmp_path / "base.json")
+    out = tmp_path / "train.parquet"
+    count = build_rewriter_data(
+        paths, cards, str(tmp_path / "base.json"), "sciworld", list(CATEGORIES), HELDOUT_CATEGORIES, 0.5, 0,
+        str(out), heldout_backbones=HELDOUT_BACKBONES,
+    )  # fmt: skip
+    loaded = datasets.load_dataset("parquet", data_files=str(out), split="train")
+    assert loaded.num_rows == count > 0
+    assert loaded.column_names == [f.name for f in fields(RewriterExample)]
+    assert set(loaded["source"]) == set(SOURCES)
+    assert set(loaded["backbone"]) == {"alpha", "beta"} and set(loaded["category"]) == {"boil", "freeze"}
+    assert not any("heldcat" in text or "gamma" in text for text in loaded["input_skills_json"])
 
 
 def test_prompt_names_category_and_asks_for_json_only() -> None:
@@ -283,6 +347,95 @@ def test_tiny_lora_run_writes_a_loadable_adapter(smollm2_dir: Path, tmp_path: Pa
     assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
 
 
+def test_full_fine_tuning_saves_a_whole_model_with_its_record(smollm2_dir: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        method="full", max_steps=1, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-5
+    )
+    result = train_rewriter(
+        smollm2_dir, [shrink(ex) for ex in examples()[:2]], tmp_path / "full", cfg, log=print
+    )
+    assert result.trainable_params > 100_000_000  # every weight, not an adapter
+    assert (tmp_path / "full" / "config.json").is_file() and not (
+        tmp_path / "full" / "adapter_config.json"
+    ).exists()
+    record = json.loads((tmp_path / "full" / "training.json").read_text())
+    assert record["method"] == "full" and record["steps"] == 1 and record["device"] == "cpu"
+    assert record["tokens"] == record["train_tokens"] > record["target_tokens"] > 0 and record["seconds"] > 0
+    llm = load_rewriter(smollm2_dir, tmp_path / "full")
+    assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
+
+
+RESUME_CONFIG = {"max_steps": 3, "epochs": 1, "max_length": 320, "effective_batch": 1, "learning_rate": 1e-3}
+CHILD_TRAINING = f"""
+import sys
+from masa.rewriter.data import read_dataset
+from masa.rewriter.train import TrainConfig, train_rewriter
+
+model, data, out, checkpoint = sys.argv[1:5]
+cfg = TrainConfig(**{RESUME_CONFIG!r}, checkpoint_every=1, seed=3)
+train_rewriter(model, read_dataset(data), out, cfg, log=print, checkpoint=checkpoint)
+"""
+
+
+def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(
+    smollm2_dir: Path, tmp_path: Path
+) -> None:
+    """A child process is SIGKILLed once it has written a checkpoint; the re-run continues from it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    data = [shrink(ex) for ex in examples()[:3]]
+    write_dataset(data, tmp_path / "train.parquet")
+    checkpoint = tmp_path / "checkpoint.pt"
+    (tmp_path / "train_child.py").write_text(CHILD_TRAINING)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    command = [
+        sys.executable,
+        str(tmp_path / "train_child.py"),
+        str(smollm2_dir),
+        str(tmp_path / "train.parquet"),
+    ]
+    child = subprocess.Popen([*command, str(tmp_path / "killed"), str(checkpoint)], env=env)
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert checkpoint.is_file(), "the child never wrote a checkpoint"
+    assert not (tmp_path / "killed" / "training.json").exists(), "the child finished before it was killed"
+    saved_step = torch.load(str(checkpoint), weights_only=True)["step"]
+    assert 1 <= saved_step < 3
+
+    cfg = TrainConfig(**RESUME_CONFIG, checkpoint_every=1, seed=3)  # type: ignore[arg-type]
+    lines: list[str] = []
+    resumed = train_rewriter(
+        smollm2_dir, data, tmp_path / "killed", cfg, log=lines.append, checkpoint=checkpoint
+    )
+    assert f"resuming from checkpoint {checkpoint} at step {saved_step}" in lines
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == [
+        f"{s}/3" for s in range(saved_step + 1, 4)
+    ]  # only the steps after the checkpoint were trained again
+    record = json.loads((tmp_path / "killed" / "training.json").read_text())
+    assert record["resumed_from_step"] == saved_step == resumed.resumed_from_step and record["steps"] == 3
+    curve = json.loads((tmp_path / "killed" / "loss_curve.json").read_text())["loss_curve"]
+    assert [p["step"] for p in curve] == [1, 2, 3]
+    assert not checkpoint.exists()  # removed once the run finished
+
+    whole = train_rewriter(smollm2_dir, data, tmp_path / "whole", cfg, log=lambda _: None)
+    assert curve == whole.loss_curve
+    killed = load_file(str(tmp_path / "killed" / "adapter_model.safetensors"))
+    uninterrupted = load_file(str(tmp_path / "whole" / "adapter_model.safetensors"))
+    assert killed.keys() == uninterrupted.keys()
+    assert all(torch.equal(killed[k], uninterrupted[k]) for k in killed)
+
+
 # --- inference ----------------------------------------------------------------------------------------------
 @dataclass
 class FixedLLM(LLM):
@@ -347,3 +500,154 @@ def test_a_stage1_gain_alone_makes_a_target_and_no_gain_makes_none() -> None:
     got = build_examples(frame, CARDS, base_library(), TASKS, HELDOUT_CATEGORIES, HELDOUT_BACKBONES, **kwargs)
     assert not [ex for ex in got if ex.backbone == "alpha"]
     assert not [ex for ex in got if ex.backbone == "flat"]  # "flat" never improved anywhere
+
+
+# --- command line -------------------------------------------------------------------------------------------
+# A backbone no search in this project ran: Qwen3-4B, one of the paper's backbones (fields from its config.json).
+UNSEEN_CARD = {
+    "family": "Qwen3",
+    "variant": "Qwen3-4B",
+    "parameter_count": 4_022_468_096,
+    "architecture": "qwen3",
+    "num_layers": 36,
+    "hidden_size": 2560,
+    "num_attention_heads": 32,
+    "num_kv_heads": 8,
+    "context_window": 40960,
+    "base_or_instruct": "instruct",
+    "weaknesses": ["repeats a failed action", "forgets the goal in long episodes"],
+}
+
+
+def test_cli_aligns_the_packaged_skills_for_an_unseen_backbone(smollm2_dir: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = TrainConfig(max_steps=1, epochs=1, max_length=320, effective_batch=1, learning_rate=1e-3)
+    train_rewriter(smollm2_dir, [shrink(examples()[0])], tmp_path / "adapter", cfg, log=lambda _: None)
+    card = tmp_path / "qwen3-4b.yaml"
+    card.write_text(yaml.safe_dump(UNSEEN_CARD))
+    skills = repo / "resources" / "skills" / "scienceworld.json"
+    out = tmp_path / "aligned.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo / "src"), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "masa.cli", "align", "--card", str(card), "--skills", str(skills)]
+    command += ["--base-model", str(smollm2_dir), "--adapter", str(tmp_path / "adapter"), "--out", str(out)]
+    command += ["--categories", "find-animal", "--max-new-tokens", "160", "--retries", "0", "--threads", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert f"aligned 1 categories -> {out}" in done.stdout
+
+    aligned, base = SkillLibrary.load(out), SkillLibrary.load(skills)
+    record = json.loads(out.with_suffix(".record.json").read_text())
+    assert record["untrained"] is False and record["adapter"] == str(tmp_path / "adapter")
+    category = record["categories"]["find-animal"]
+    assert category["attempts"] == 1 and category["fell_back"] == (not category["valid"])
+    assert record["fell_back_categories"] == (["find-animal"] if category["fell_back"] else [])
+    if category["fell_back"]:
+        assert aligned == base
+    else:
+        assert aligned.task_specific_skills["find-animal"] and aligned.general_skills
+    # categories it was not asked to rewrite are untouched
+    assert aligned.task_specific_skills["find-plant"] == base.task_specific_skills["find-plant"]
+    cost = record["cost"]
+    assert cost["llm_calls"] == 1 and cost["prompt_tokens"] > 100 and 0 < cost["completion_tokens"] <= 160
+    assert cost["seconds"] >= cost["generation_seconds"] > 0 and cost["libraries"] == 1
+
+
+def test_cli_names_the_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from masa.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    card = tmp_path / "card.yaml"
+    card.write_text("- not a mapping\n")
+    skills = repo / "resources" / "skills" / "scienceworld.json"
+    common = ["--base-model", str(tmp_path), "--out", str(tmp_path / "o.json")]
+    cases = [
+        (["--card", str(tmp_path / "none.yaml"), "--skills", str(skills)], "--card"),
+        (["--card", str(card), "--skills", str(skills)], "non-empty mapping"),
+    ]
+    card_ok = tmp_path / "ok.yaml"
+    card_ok.write_text(yaml.safe_dump(UNSEEN_CARD))
+    bad_skills = tmp_path / "bad.json"
+    bad_skills.write_text('{"general_skills": "oops"}')
+    cases += [
+        (
+            ["--card", str(card_ok), "--skills", str(bad_skills)],
+            f"--skills {bad_skills}: not a skill library",
+        ),
+        (["--card", str(card_ok), "--skills", str(skills)], "no config.json"),
+    ]
+    for arguments, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["align", *arguments, *common])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+@dataclass
+class CategoryRewriter(LLM):
+    """Writes an evolved view of whichever category it is asked about, except garbage for ``broken``."""
+
+    broken: str = ""
+
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        prefill: str = "",
+    ) -> list[Generation]:
+        out = []
+        for conversation in conversations:
+            category = conversation[-1].content.split("## Task category: ")[1].split("\n")[0]
+            view = SkillLibrary(general_skills=[skill("g", "rewritten")], task_specific_skills={})
+            view = view.with_task_skills(category, [skill(f"{category}-new", f"rewritten for {category}")])
+            text = "not json" if category == self.broken else view_json(view, category)
+            out.append(Generation(text, 100, 20))
+        self.usage.add_generations(out)
+        return out
+
+    def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
+        raise NotImplementedError
+
+
+def test_apply_rewriter_writes_heldout_categories_and_records_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from masa.stages import rewriter as stage
+
+    monkeypatch.setattr(
+        stage, "load_aligner", lambda *_: (CategoryRewriter(name="fake", broken="freeze"), False)
+    )
+    base_library().save(tmp_path / "base.json")
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(CARDS["alpha"]))
+    library = stage.apply_rewriter(
+        "base-model", str(tmp_path / "adapter"), str(tmp_path / "card.yaml"), str(tmp_path / "base.json"),
+        "sciworld", list(CATEGORIES), {"max_new_tokens": 64, "retries": 1}, 0,
+        str(tmp_path / "library.json"), str(tmp_path / "record.json"), heldout_categories=HELDOUT_CATEGORIES,
+    )  # fmt: skip
+    assert SkillLibrary.load(tmp_path / "library.json") == library
+    assert [s.skill_id for s in library.task_specific_skills["heldcat"]] == ["heldcat-new"]  # written
+    assert library.task_specific_skills["freeze"] == base_library().task_specific_skills["freeze"]  # kept
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["heldout_categories"] == ["heldcat"] and record["untrained"] is False
+    assert record["fell_back_categories"] == ["freeze"] and record["categories"]["freeze"]["attempts"] == 2
+    cost = record["cost"]
+    assert (cost["llm_calls"], cost["prompt_tokens"], cost["completion_tokens"]) == (4, 400, 80)
+    assert cost["libraries"] == 1 and cost["seconds"] >= cost["generation_seconds"] >= 0
+    assert record["usage"] == {"calls": 4, "prompt_tokens": 400, "completion_tokens": 80}
+    assert record["seconds"] == cost["seconds"]
+
+
+def test_holding_out_every_backbone_is_refused_by_name(tmp_path: Path) -> None:
+    from masa.stages.rewriter import build_rewriter_data
+
+    with pytest.raises(ValueError, match=r"rewriter\.heldout_backbones"):
+        build_rewriter_data(
+            [], {}, "base.json", "sciworld", ["boil"], [], 0.5, 0, str(tmp_path / "t.parquet")
+        )

@@ -66,8 +66,12 @@ def test_report_has_a_row_per_method_with_real_numbers(workdir):
 
 
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):
-    frame = pd.read_parquet(workdir / "results" / "smollm2-135m" / "scienceworld" / "trajectories.parquet")
+    frame = pd.read_parquet(
+        workdir / "results" / "trajectories" / "backbone=smollm2-135m" / "env=scienceworld"
+    )
     assert list(frame["stage"]) == ["general", "general", "task", "task"]
+    backbones = yaml.safe_load((workdir / "config" / "config.yaml").read_text())["backbones"]
+    assert set(pd.read_parquet(workdir / "results" / "trajectories")["backbone"]) == set(backbones)
     assert frame["library_json"].map(lambda s: "general_skills" in json.loads(s)).all()
 
 

@@ -99,9 +99,14 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
                 f"rewriter.heldout_categories: '{cat}' is not a task of any environment "
                 f"(tasks: {', '.join(sorted(categories))})"
             )
-    rewriter = config.get("rewriter", {})
-    if rewriter.get("heldout_categories") and set(rewriter["heldout_categories"]) >= categories:
-        problems.append("rewriter.heldout_categories: holding out every category leaves nothing to train on")
+    heldout = set(config.get("rewriter", {}).get("heldout_categories", []))
+    for env_name, env in config["environments"].items():
+        # The rewriter trains per environment, so one environment with every category held out has no data.
+        if heldout and set(env.get("tasks", [])) <= heldout:
+            problems.append(
+                f"rewriter.heldout_categories: holding out every category of '{env_name}' leaves nothing to "
+                "train on; keep at least one of its tasks"
+            )
     for env_name, env in config["environments"].items():
         problems += unknown_task_problems(env_name, env.get("tasks", []))
     for where, model in [(f"backbones.{n}.model", b["model"]) for n, b in config["backbones"].items()] + [

@@ -98,3 +98,22 @@ def env_games(wildcards_or_env):
     if config["environments"][env].get("source") != "generated":
         return {}
     return {"games": f"resources/games/{env}/manifest.json"}
+# The rewriter's training backbones: the held-out ones never enter its training data.
+HELDOUT_BACKBONES = config["rewriter"]["heldout_backbones"]
+if set(HELDOUT_BACKBONES) - set(BACKBONES):
+    raise ValueError(
+        f"rewriter.heldout_backbones names {sorted(set(HELDOUT_BACKBONES) - set(BACKBONES))}, "
+        f"which are not in backbones ({', '.join(BACKBONES)}): fix the names"
+    )
+TRAINING_BACKBONES = [b for b in BACKBONES if b not in HELDOUT_BACKBONES]
+
+
+def teacher_rewrites(wildcards):
+    """Each training backbone's one-shot teacher rewrite (the adapt_library rule's output) when the workflow
+    has that rule; without it the trajectories' first teacher rewrites stand in."""
+    if not workflow.is_rule("adapt_library"):
+        return {}
+    return {
+        b: f"results/{b}/{wildcards.env}/adapter/library.json"
+        for b in TRAINING_BACKBONES
+    }

@@ -1,12 +1,14 @@
-# Trajectory export: results/{backbone}/{env}/trajectories.parquet, one row per evaluated candidate of
-# Stage 1 and of every Stage 2 tree (schema: masa.stages.export.TRAJECTORY_COLUMNS, README).
+# Trajectory export: one Parquet dataset, results/trajectories/, hive-partitioned by backbone and env
+# (results/trajectories/backbone={backbone}/env={env}/part-0.parquet, one file per job so each is cached);
+# one row per evaluated candidate of Stage 1 and of every Stage 2 tree (schema:
+# masa.stages.export.TRAJECTORY_COLUMNS, README). pd.read_parquet("results/trajectories") reads it all.
 
 
 rule export_trajectories:
     input:
         search_records,
     output:
-        "results/{backbone}/{env}/trajectories.parquet",
+        "results/trajectories/backbone={backbone}/env={env}/part-0.parquet",
     log:
         "logs/{backbone}/{env}/export_trajectories.log",
     benchmark:

@@ -1,18 +1,25 @@
 # The rewriter, shared by all backbones of an environment (it is conditioned on the model card):
 #   results/rewriter/{env}/train.parquet     (card, input skills, task) -> evolved skills examples
-#   results/rewriter/{env}/adapter/          the LoRA adapter (peft.PeftModel.from_pretrained loads it)
+#   results/rewriter/{env}/adapter/          the LoRA adapter (peft.PeftModel.from_pretrained loads it) or
+#                                            the full fine-tune; training.json (cost), loss_curve.json
 #   results/rewriter/{env}/loss.png          its training loss
 #   results/{backbone}/{env}/rewriter/       the skills it writes for each backbone in one pass, no search
+# A train_checkpoint.pt beside them (every rewriter.checkpoint_every steps) lets a killed job resume.
+# Trained on TRAINING_BACKBONES (rewriter.heldout_backbones excluded) and the non-held-out categories.
 REWRITER_BASE = f"resources/models/{config['rewriter']['base_model']}"
 
 
 rule build_rewriter_data:
     input:
         trajectories=expand(
-            "results/{backbone}/{{env}}/trajectories.parquet", backbone=BACKBONES
+            "results/trajectories/backbone={backbone}/env={{env}}/part-0.parquet",
+            backbone=TRAINING_BACKBONES,
         ),
-        cards=expand("results/{backbone}/profile/card.yaml", backbone=BACKBONES),
+        cards=expand(
+            "results/{backbone}/profile/card.yaml", backbone=TRAINING_BACKBONES
+        ),
         base=base_library,
+        teacher=lambda wildcards: list(teacher_rewrites(wildcards).values()),
     output:
         "results/rewriter/{env}/train.parquet",
     log:
@@ -24,8 +31,10 @@ rule build_rewriter_data:
     params:
         env=lambda wildcards: wildcards.env,
         categories=lambda wildcards: categories(wildcards.env),
-        backbones=BACKBONES,
+        backbones=TRAINING_BACKBONES,
         heldout=HELDOUT,
+        heldout_backbones=HELDOUT_BACKBONES,
+        teacher_rewrites=teacher_rewrites,
         min_reward_quantile=config["rewriter"]["min_reward_quantile"],
         seed=config["seed"],
     script:
@@ -51,10 +60,11 @@ rule train_rewriter:
         "../../envs/masa.yaml"
     threads: 2
     resources:
-        gpu=1 if config["rewriter"]["method"] == "full" else 0,
+        gpu=config["rewriter"]["gpus"],
     params:
         training=config["rewriter"],
         seed=config["seed"],
+        checkpoint="results/rewriter/{env}/train_checkpoint.pt",
     script:
         "../scripts/train_rewriter.py"
 
@@ -78,6 +88,7 @@ rule apply_rewriter:
     params:
         env=lambda wildcards: wildcards.env,
         categories=lambda wildcards: categories(wildcards.env),
+        heldout=HELDOUT,
         inference=config["rewriter"],
         seed=config["seed"],
     script:

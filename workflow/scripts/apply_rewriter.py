@@ -16,5 +16,6 @@ apply_rewriter(
     seed=sm.params.seed,
     out_library=sm.output.library,
     out_record=sm.output.record,
+    heldout_categories=sm.params.heldout,
     threads=sm.threads,
 )

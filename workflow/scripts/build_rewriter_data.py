@@ -15,4 +15,6 @@ build_rewriter_data(
     min_reward_quantile=sm.params.min_reward_quantile,
     seed=sm.params.seed,
     out_path=sm.output[0],
+    heldout_backbones=sm.params.heldout_backbones,
+    teacher_rewrite_paths=sm.params.teacher_rewrites,
 )

@@ -6,5 +6,11 @@ from masa.stages.rewriter import fit_rewriter
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])
 fit_rewriter(
-    sm.input.data, sm.input.base_model, sm.params.training, sm.params.seed, sm.output.adapter, sm.output.loss
+    sm.input.data,
+    sm.input.base_model,
+    sm.params.training,
+    sm.params.seed,
+    sm.output.adapter,
+    sm.output.loss,
+    checkpoint=sm.params.checkpoint,
 )

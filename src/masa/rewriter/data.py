@@ -2,8 +2,18 @@
 
 The rewriter reads and writes one *category view* at a time (general skills + that category's task skills,
 no mistakes, compact JSON) so a whole input/target pair fits the small model's context. Inputs deliberately
-span quality (search intermediates, another backbone's evolved set, corrupted copies of the base) so the model
-learns to move any starting point toward the backbone's best set instead of copying its input.
+span quality, from the four sources of the paper (each example's ``source`` says which):
+
+- search intermediates: ``intermediate_early|middle|late``, from that third of the backbone's searches;
+- cross-model transfer: ``cross_backbone``, another backbone's evolved set for the same category;
+- one-shot teacher rewrites: ``teacher_oneshot``, the card-conditioned teacher rewrite of the base skills
+  (the ``adapter`` baseline's library when given, else the searches' first teacher rewrite of their root);
+- augmented variants: ``base`` and its ``noisy`` (30% of words swapped), ``partial`` (60% of skills kept) and
+  ``verbose`` copies;
+
+so the model learns to move any starting point toward the backbone's best set instead of copying its input.
+The target is "high-scoring": at least the ``min_reward_quantile`` of the backbone's rewards in that env, and
+better than its search's root.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ SOURCES = (
     "intermediate_middle",
     "intermediate_late",
     "cross_backbone",
+    "teacher_oneshot",
     "base",
     "noisy",
     "partial",
@@ -257,6 +268,26 @@ def _intermediates(
     return out
 
 
+def _first_rewrites(rows: pd.DataFrame, root_ids: set[str]) -> pd.DataFrame:
+    """The searches' one-shot teacher rewrites: LLM-teacher children of a search root, i.e. what the teacher
+    wrote from the base skills and the card alone, before any search feedback."""
+    return rows[rows["parent_id"].isin(sorted(root_ids)) & (rows["teacher"] == "llm")]
+
+
+def _teacher_oneshot(
+    general: pd.DataFrame, task: pd.DataFrame, category: str, rng: random.Random
+) -> SkillLibrary | None:
+    """One general and one task-stage first rewrite combined into a category view (``None`` if neither)."""
+
+    def pick(rows: pd.DataFrame) -> pd.Series | None:
+        return rows.iloc[rng.randrange(len(rows))] if len(rows) else None
+
+    general_row, task_row = pick(general), pick(task)
+    if general_row is None and task_row is None:
+        return None
+    return _combine(general_row, task_row, category)
+
+
 def _augmented(
     base_view: SkillLibrary, augment: AugmentConfig, rng: random.Random
 ) -> list[tuple[str, SkillLibrary]]:
@@ -281,8 +312,12 @@ def build_examples(
     min_reward_quantile: float,
     augment: AugmentConfig,
     seed: int,
+    teacher_rewrites: dict[str, SkillLibrary] | None = None,
 ) -> list[RewriterExample]:
     """Rewriter examples from the exported search trajectories (one Parquet row per evaluated candidate).
+
+    ``teacher_rewrites`` maps a backbone to its one-shot teacher rewrite of the base library (the ``adapter``
+    baseline); for a backbone without one, the trajectories' first teacher rewrites stand in.
 
     ``task_descriptions`` names the training categories. Held-out categories and backbones are filtered out
     first and the result is then checked again (``check_no_heldout``), because a leak would invalidate the
@@ -309,11 +344,22 @@ def build_examples(
             raise ValueError(f"no model card for backbone '{backbone}'")
         rng = random.Random(f"{seed}:{backbone}:{env}:{category}")
         group = rows[(rows["backbone"] == backbone) & (rows["env"] == env)]
+        root_ids = set(group.loc[group["parent_id"] == "", "node_id"].astype(str))
         # intermediates: neither the root (that is the base input) nor the target's own candidates
         group = group[(group["parent_id"] != "") & ~group["node_id"].isin(sorted(target.node_ids))]
         general = group[group["stage"] == "general"]
         task = group[(group["stage"] == "task") & (group["category"] == category)]
+        first_general, first_task = _first_rewrites(general, root_ids), _first_rewrites(task, root_ids)
+        teacher = (
+            category_view(teacher_rewrites[backbone], category)
+            if teacher_rewrites and backbone in teacher_rewrites
+            else _teacher_oneshot(first_general, first_task, category, rng)
+        )
+        # the first rewrites are the teacher's source; the intermediates come from the rest of the searches
+        general, task = general.drop(first_general.index), task.drop(first_task.index)
         inputs = _intermediates(general, task, category, rng)
+        if teacher is not None:
+            inputs.append(("teacher_oneshot", teacher))
         others = sorted(b for (b, e, c) in targets if e == env and c == category and b != backbone)
         if others:
             inputs.append(("cross_backbone", targets[(rng.choice(others), env, category)].view))

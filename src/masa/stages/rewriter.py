@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from masa.card import load_card
-from masa.io import atomic_write_text, read_parquet, write_json
+from masa.io import atomic_write_text, write_json
+from masa.llm.base import LLM
 from masa.replies import rewriter_rejections
-from masa.rewriter.data import AugmentConfig, build_examples, card_text, read_dataset, write_dataset
+from masa.rewriter.data import (
+    AugmentConfig,
+    build_examples,
+    card_text,
+    check_no_heldout,
+    read_dataset,
+    write_dataset,
+)
 from masa.rewriter.infer import load_rewriter, rewrite
-from masa.rewriter.train import TrainConfig, train_rewriter
+from masa.rewriter.train import (
+    TRAINING_RECORD,
+    TrainConfig,
+    TrainResult,
+    train_rewriter,
+    training_record,
+)
 from masa.skills import SkillLibrary
+from masa.stages.export import read_trajectories
 
 log = logging.getLogger(__name__)
 
@@ -37,53 +54,89 @@ def build_rewriter_data(
     min_reward_quantile: float,
     seed: int,
     out_path: str,
+    heldout_backbones: Sequence[str] = (),
+    teacher_rewrite_paths: dict[str, str] | None = None,
 ) -> int:
-    trajectories = pd.concat([read_parquet(p).to_pandas() for p in trajectory_paths], ignore_index=True)
+    """Write the training set; the held-out guard runs again on the final examples right before writing.
+
+    ``trajectory_paths`` are Parquet files or hive-partitioned folders (``results/trajectories``);
+    ``teacher_rewrite_paths`` maps a backbone to its one-shot teacher rewrite (the ``adapter`` baseline).
+    """
+    if not trajectory_paths:
+        raise ValueError(
+            "no trajectories to train the rewriter on: rewriter.heldout_backbones holds out every backbone"
+        )
+    trajectories = pd.concat([read_trajectories(p) for p in trajectory_paths], ignore_index=True)
+    trajectories = trajectories[trajectories["env"] == env]
     examples = build_examples(
         trajectories,
         {backbone: load_card(path) for backbone, path in card_paths.items()},
         SkillLibrary.load(base_library),
         {c: task_description(env, c) for c in categories if c not in heldout_categories},
         heldout_categories,
-        [],
+        list(heldout_backbones),
         min_reward_quantile,
         AugmentConfig(),
         seed,
+        teacher_rewrites={b: SkillLibrary.load(p) for b, p in (teacher_rewrite_paths or {}).items()},
     )
+    check_no_heldout(examples, heldout_categories, list(heldout_backbones))
     write_dataset(examples, out_path)
-    log.info("%d rewriter examples from %d candidates", len(examples), len(trajectories))
+    sources = pd.Series([ex.source for ex in examples], dtype=str).value_counts().to_dict()
+    log.info(
+        "%d rewriter examples from %d candidates, by source: %s", len(examples), len(trajectories), sources
+    )
     return len(examples)
 
 
+def train_config(params: dict[str, Any], seed: int) -> TrainConfig:
+    """The training settings from the ``rewriter`` config section.
+
+    ``learning_rate`` is LoRA's; ``full_learning_rate`` (the paper's 1e-5) applies to ``method: full``.
+    """
+    full = params["method"] == "full"
+    return TrainConfig(
+        method=params["method"],
+        lora_r=params["lora_r"],
+        lora_alpha=params["lora_alpha"],
+        target_modules=tuple(params["target_modules"]),
+        bf16_on_cpu=params["bf16_on_cpu"],
+        learning_rate=params["full_learning_rate"] if full else params["learning_rate"],
+        epochs=params["epochs"],
+        max_steps=params.get("max_steps"),
+        warmup_ratio=params["warmup_ratio"],
+        effective_batch=params["effective_batch"],
+        max_length=params["max_length"],
+        checkpoint_every=params["checkpoint_every"],
+        seed=seed,
+    )
+
+
 def fit_rewriter(
-    dataset: str, base_model_dir: str, params: dict[str, Any], seed: int, out_dir: str, loss_plot: str
+    dataset: str,
+    base_model_dir: str,
+    params: dict[str, Any],
+    seed: int,
+    out_dir: str,
+    loss_plot: str,
+    checkpoint: str | None = None,
 ) -> None:
-    """Fine-tune on the dataset; with no example (no search improved on its root) the folder says so and
-    inference uses the base model, labelled untrained in the record."""
+    """Fine-tune on the dataset, resuming from ``checkpoint`` if a killed run left one; with no example (no
+    search improved on its root) the folder says so and inference uses the base model, labelled untrained in
+    the record."""
     examples = read_dataset(dataset)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not examples:
         log.warning("no rewriter examples: no search candidate beat its root; the rewriter stays untrained")
         atomic_write_text(out / UNTRAINED, "no training examples: no search candidate beat its root\n")
-        write_json(out / "loss_curve.json", [])
+        record = training_record(TrainResult(method=params["method"]))
+        write_json(out / "loss_curve.json", {**record, "loss_curve": []})
+        write_json(out / TRAINING_RECORD, record)
         plot_loss([], loss_plot)
         return
-    config = TrainConfig(
-        method=params["method"],
-        lora_r=params["lora_r"],
-        lora_alpha=params["lora_alpha"],
-        target_modules=tuple(params["target_modules"]),
-        bf16_on_cpu=params["bf16_on_cpu"],
-        learning_rate=params["learning_rate"],
-        epochs=params["epochs"],
-        max_steps=params.get("max_steps"),
-        warmup_ratio=params["warmup_ratio"],
-        effective_batch=params["effective_batch"],
-        max_length=params["max_length"],
-        seed=seed,
-    )
-    result = train_rewriter(base_model_dir, examples, out, config, log=log.info)
+    config = train_config(params, seed)
+    result = train_rewriter(base_model_dir, examples, out, config, log=log.info, checkpoint=checkpoint)
     plot_loss(result.loss_curve, loss_plot)
 
 
@@ -107,6 +160,68 @@ def plot_loss(curve: list[dict[str, float]], path: str) -> None:
     plt.close(fig)
 
 
+def load_aligner(
+    base_model_dir: str, adapter_dir: str | None, threads: int | None = None
+) -> tuple[LLM, bool]:
+    """The rewriter model and whether it is untrained (no adapter given, or training had no examples)."""
+    untrained = adapter_dir is None or (Path(adapter_dir) / UNTRAINED).is_file()
+    if untrained:
+        from masa.llm.transformers_backend import TransformersLLM
+
+        return TransformersLLM(name="rewriter", path=base_model_dir, threads=threads), True
+    return load_rewriter(base_model_dir, adapter_dir, threads=threads), False
+
+
+def align_library(
+    llm: LLM,
+    card: dict[str, Any],
+    library: SkillLibrary,
+    task_descriptions: dict[str, str],
+    max_new_tokens: int,
+    retries: int,
+    seed: int,
+) -> tuple[SkillLibrary, dict[str, Any]]:
+    """One generation per category (plus retries), each merged into the library as it comes.
+
+    Returns the aligned library, always valid (a category whose every attempt failed keeps its input skills
+    and is listed under ``fell_back_categories``), and the record of what each category got and what it cost.
+    """
+    started = time.monotonic()
+    before = replace(llm.usage)
+    text = card_text(card)
+    per_category: dict[str, Any] = {}
+    for category, description in task_descriptions.items():
+        result = rewrite(llm, text, library, category, description, max_new_tokens, retries, seed)
+        rejected = rewriter_rejections(result.raw, result.valid)
+        if result.fell_back:
+            log.warning(
+                "%s: no valid rewrite in %d attempts (rejected %s); kept the input skills",
+                category,
+                result.attempts,
+                rejected,
+            )
+        else:
+            log.info("%s: valid rewrite in %d attempt(s), rejected %s", category, result.attempts, rejected)
+        library = result.library
+        per_category[category] = {k: v for k, v in asdict(result).items() if k != "library"}
+        per_category[category]["rejected"] = rejected
+    library = SkillLibrary.from_dict(library.to_dict(), source="aligned library")  # re-validate the whole
+    usage = llm.usage
+    cost = {
+        "libraries": 1,
+        "llm_calls": usage.calls - before.calls,
+        "prompt_tokens": usage.prompt_tokens - before.prompt_tokens,
+        "completion_tokens": usage.completion_tokens - before.completion_tokens,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    record = {
+        "categories": per_category,
+        "fell_back_categories": [c for c, r in per_category.items() if r["fell_back"]],
+        "cost": cost,
+    }
+    return library, record
+
+
 def apply_rewriter(
     base_model_dir: str,
     adapter_dir: str,
@@ -118,45 +233,41 @@ def apply_rewriter(
     seed: int,
     out_library: str,
     out_record: str,
+    heldout_categories: Sequence[str] = (),
     threads: int | None = None,
 ) -> SkillLibrary:
-    """One generation per category: the rewriter writes the backbone's skills from its card alone."""
-    untrained = (Path(adapter_dir) / UNTRAINED).is_file()
-    if untrained:
-        from masa.llm.transformers_backend import TransformersLLM
+    """One generation per category: the rewriter writes the backbone's skills from its card alone.
 
-        llm = TransformersLLM(name="rewriter", path=base_model_dir, threads=threads)
-    else:
-        llm = load_rewriter(base_model_dir, adapter_dir, threads=threads)
-    card = card_text(load_card(card_path))
-    library = SkillLibrary.load(base_library)
-    record: dict[str, Any] = {"untrained": untrained, "categories": {}}
-    for category in categories:
-        result = rewrite(
-            llm,
-            card,
-            library,
-            category,
-            task_description(env, category),
-            params["max_new_tokens"],
-            params["retries"],
-            seed,
-        )
-        log.info(
-            "%s: valid=%s attempts=%d fell_back=%s", category, result.valid, result.attempts, result.fell_back
-        )
-        rejected = rewriter_rejections(result.raw, result.valid)
-        if rejected:
-            log.warning(
-                "%s: rewriter replies rejected %s%s",
-                category,
-                rejected,
-                ", kept the input skills" if result.fell_back else "",
-            )
-        library = result.library
-        record["categories"][category] = {k: v for k, v in asdict(result).items() if k != "library"}
-        record["categories"][category]["rejected"] = rejected
-    record["usage"] = llm.usage.as_dict()
+    Held-out categories (never searched, never in the training data) are rewritten like the others; the
+    record lists them so the evaluation can compare the rewriter's skills there against the base skills.
+    ``cost.seconds`` counts loading the model too: it is what aligning one library costs from cold.
+    """
+    started = time.monotonic()
+    llm, untrained = load_aligner(base_model_dir, adapter_dir, threads)
+    library, record = align_library(
+        llm,
+        load_card(card_path),
+        SkillLibrary.load(base_library),
+        {c: task_description(env, c) for c in categories},
+        params["max_new_tokens"],
+        params["retries"],
+        seed,
+    )
+    record["cost"]["generation_seconds"] = record["cost"]["seconds"]
+    record["cost"]["seconds"] = round(time.monotonic() - started, 3)
     library.save(out_library)
-    write_json(out_record, record)
+    cost = record["cost"]
+    write_json(
+        out_record,
+        {
+            "untrained": untrained,
+            "adapter": str(adapter_dir),
+            "heldout_categories": [c for c in categories if c in set(heldout_categories)],
+            **record,
+            # the Usage-shaped summary other records use, so cost readers treat every stage alike
+            "usage": {k: cost[k] for k in ("prompt_tokens", "completion_tokens")}
+            | {"calls": cost["llm_calls"]},
+            "seconds": cost["seconds"],
+        },
+    )
     return library
