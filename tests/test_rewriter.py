@@ -40,7 +40,12 @@ HELDOUT_CATEGORIES = ["heldcat"]
 HELDOUT_BACKBONES = ["gamma"]
 TASKS = {c: f"Tasks where the agent must {c} a substance." for c in CATEGORIES}
 CARDS = {
-    b: {"family": b, "parameter_count": 134_515_008, "strengths": ["short plans"], "weaknesses": ["long contexts"]}
+    b: {
+        "family": b,
+        "parameter_count": 134_515_008,
+        "strengths": ["short plans"],
+        "weaknesses": ["long contexts"],
+    }
     for b in ("alpha", "beta", "gamma", "flat")
 }
 
