@@ -15,6 +15,7 @@ from pathlib import Path
 from statistics import fmean
 
 from masa.agent import Agent, EpisodeResult, Step
+from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.envs.base import Environment, TaskInstance
 from masa.io import atomic_write_text
 from masa.skills import SkillLibrary
@@ -143,6 +144,20 @@ class Evaluator:
     cache: RolloutCache = field(default_factory=lambda: RolloutCache(None))
     resamples: int = 1000
     progress: bool = True
+    width: int = 1  # episodes played side by side by the batched engine (environments in the pool)
+    _pool: list[Environment] = field(default_factory=list, repr=False)
+
+    def pool(self) -> list[Environment]:
+        """The engine's environments, started once and reused by every evaluation of the job."""
+        if not self._pool:
+            self._pool = environment_pool(self.env, self.width)
+        return self._pool
+
+    def close(self) -> None:
+        """Close the pool's copies (``env`` itself belongs to the caller)."""
+        for env in self._pool[1:]:
+            env.close()
+        self._pool = []
 
     def skills_text(self, library: SkillLibrary | None, category: str) -> str:
         if library is None:
@@ -172,30 +187,59 @@ class Evaluator:
         seeds: tuple[int, ...] = (0,),
         label: str = "",
     ) -> Evaluation:
-        episodes: list[EpisodeResult] = []
-        total = len(tasks) * len(seeds)
+        """Every (seed, task) episode of ``library``: from the cache when played before, else played by the
+        batched engine. Episodes come back in (seed, task) order whatever order they finish in."""
+        slots: list[EpisodeResult | None] = []
+        jobs: list[EpisodeJob] = []
+        keys: list[str] = []
+        where: list[int] = []
         for seed in seeds:
             for task in tasks:
                 text = self.skills_text(library, task.category)
                 key = self.episode_key(task, text, seed)
-                episode = self.cache.get(key)
-                if episode is None:
-                    episode = self.agent.play(self.env, task, text, seed, self.noop_penalty)
-                    self.cache.put(key, episode)
-                episodes.append(episode)
-                if self.progress:
-                    done = len(episodes)
-                    won = sum(e.won for e in episodes)
-                    log.info(
-                        "%s episode %d/%d %s: score %.2f reward %.3f%s | success so far %d/%d",
-                        label,
-                        done,
-                        total,
-                        task.key,
-                        episode.score,
-                        episode.reward,
-                        " (cached)" if episode.cached else "",
-                        won,
-                        done,
-                    )
+                slots.append(self.cache.get(key))
+                if slots[-1] is None:
+                    jobs.append(EpisodeJob(task, text, seed))
+                    keys.append(key)
+                    where.append(len(slots) - 1)
+        progress = Progress(label, len(slots), [e for e in slots if e is not None], self.progress)
+
+        def finished(index: int, episode: EpisodeResult) -> None:
+            self.cache.put(keys[index], episode)
+            slots[where[index]] = episode
+            progress.update(episode)
+
+        if jobs:
+            Engine(self.agent, self.pool(), self.noop_penalty).play(jobs, finished)
+        episodes = [e for e in slots if e is not None]
         return Evaluation(summarise(episodes, self.resamples), episodes)
+
+
+@dataclass
+class Progress:
+    """Log lines for long stages: episodes done / total and success so far."""
+
+    label: str
+    total: int
+    done: list[EpisodeResult]
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.done:
+            won = sum(e.won for e in self.done)
+            log.info("%s: %d/%d episodes from the cache, %d won", self.label, len(self.done), self.total, won)
+
+    def update(self, episode: EpisodeResult) -> None:
+        self.done.append(episode)
+        if self.enabled:
+            log.info(
+                "%s episode %d/%d %s: score %.2f reward %.3f | success so far %d/%d",
+                self.label,
+                len(self.done),
+                self.total,
+                episode.task,
+                episode.score,
+                episode.reward,
+                sum(e.won for e in self.done),
+                len(self.done),
+            )

@@ -16,6 +16,7 @@ RUN = {
     "noop_penalty": config["reward"]["noop_penalty"],
     "retrieval": config["skills"]["retrieval"],
     "cache_dir": config["cache_dir"],
+    "engine": config.get("engine", {}),
 }
 
 
