@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
-from masa.candidates import save_candidates
+from masa.budget import Cost
+from masa.candidates import Candidate, save_candidates
 from masa.card import build_card
 from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.io import atomic_write_text, read_yaml, write_json, write_yaml
 from masa.rollout import episode_to_dict
 from masa.runtime import make_teacher, open_context
 from masa.skills import SkillLibrary
-from masa.teacher import Teacher, transcript_records
+from masa.teacher import LLMTeacher, Teacher, transcript_records
 from masa.ucb import UCBConfig, search_task_skills
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,20 @@ def write_transcript(path: str | Path, teacher: Teacher) -> None:
     """Every teacher prompt and reply, one JSON object per line, next to the stage output."""
     lines = [json.dumps(r, ensure_ascii=False) for r in transcript_records(teacher.transcript)]
     atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+
+
+def stage_record(
+    candidates: list[Candidate], teacher: Teacher, started: float, **state: Any
+) -> dict[str, Any]:
+    """The stage's own record beside its candidates: the loop's final state, what its rollouts cost (cache
+    hits counted apart, as free), the teacher's model usage, and the stage's wall-clock seconds."""
+    teacher_usage = teacher.llm.usage.as_dict() if isinstance(teacher, LLMTeacher) else {}
+    return {
+        **state,
+        "cost": Cost.of([c.summary for c in candidates]).as_dict(),
+        "teacher_usage": {**teacher_usage, "fallbacks": getattr(teacher, "fallbacks", 0)},
+        "wall_seconds": time.perf_counter() - started,
+    }
 
 
 def build_model_profile(
@@ -87,6 +103,7 @@ def climb(
     threads: int | None = None,
 ) -> None:
     """Stage 1 on the search instances of every non-held-out category."""
+    started = time.perf_counter()
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
     suite = [t for c in searched_categories(ctx.env.categories(), heldout) for t in ctx.tasks.search[c]]
@@ -103,7 +120,11 @@ def climb(
     finally:
         ctx.close()
     save_candidates(
-        candidates_path, result.candidates, {"best": result.best.node_id, "stopped_by": result.stopped_by}
+        candidates_path,
+        result.candidates,
+        stage_record(
+            result.candidates, teacher, started, best=result.best.node_id, stopped_by=result.stopped_by
+        ),
     )
     write_transcript(transcript_path, teacher)
     result.best.library.save(library_path)
@@ -129,6 +150,7 @@ def search_category(
     threads: int | None = None,
 ) -> None:
     """Stage 2 for one category, with Stage 1's general skills frozen."""
+    started = time.perf_counter()
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
     if category not in ctx.tasks.search:
@@ -147,7 +169,11 @@ def search_category(
         )
     finally:
         ctx.close()
-    save_candidates(tree_path, result.nodes, {"best": result.best.node_id})
+    save_candidates(
+        tree_path,
+        result.nodes,
+        stage_record(result.nodes, teacher, started, best=result.best.node_id, stopped_by=result.stopped_by),
+    )
     write_transcript(transcript_path, teacher)
     result.best.library.save(library_path)
     Path(checkpoint_path).unlink(missing_ok=True)
