@@ -329,3 +329,45 @@ def test_backpropagation_keeps_subtree_means():
     assert nodes["a"].value_sum / nodes["a"].visits == pytest.approx(
         fmean([0.4, 1.0])
     )  # mean over a's subtree
+
+
+def test_a_repeated_search_is_served_from_the_rollout_cache_and_recorded_as_hits(tmp_path):
+    from masa.agent import Agent, AgentConfig
+    from masa.rollout import Evaluator, RolloutCache
+    from masa.stages.search import stage_record
+    from tests.fakes import CorridorEnv, HashLLM
+
+    def run():
+        env = CorridorEnv(length=2, max_steps=4, spread=1)
+        llm = HashLLM(name="fake")
+        evaluator = Evaluator(
+            Agent(llm, AgentConfig()), env, "fake:1", 0.25, cache=RolloutCache(tmp_path), width=3
+        )
+        suite = env.instances("walk", "train")
+        teacher = CountingTeacher()
+        result = climb_general_skills(
+            INITIAL,
+            lambda lib, label: evaluator.run(lib, suite, label=label),
+            teacher,
+            {},
+            HillClimbConfig(iterations=2),
+        )
+        return result, llm, stage_record(result.candidates, teacher, 0.0)["cost"]
+
+    first, first_llm, first_cost = run()
+    second, second_llm, second_cost = run()
+    assert first_llm.usage.calls > 0 and first_cost["episodes"] == 9 and first_cost["cache_hits"] == 0
+    assert second_llm.usage.calls == 0  # zero model calls
+    assert second_cost == {
+        **first_cost,
+        "episodes": 0,
+        "cache_hits": 9,
+        "env_steps": 0,
+        "llm_calls": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "seconds": 0.0,
+        "tokens": 0,
+    }
+    assert all(e.cached for c in second.candidates for e in c.episodes)
+    assert [c.reward for c in second.candidates] == [c.reward for c in first.candidates]

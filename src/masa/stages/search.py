@@ -59,6 +59,7 @@ def build_model_profile(
     rollouts on the environment's dev split (disjoint from search and evaluation, checked in TaskSets)."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     try:
+        ctx.tasks.check_disjoint()  # the card must not have seen any instance a search or evaluation plays
         evaluation = ctx.evaluator.run(ctx.base, ctx.tasks.profile, label=f"{backbone['name']} profile")
     finally:
         ctx.close()
@@ -74,6 +75,10 @@ def build_model_profile(
         {
             "summary": evaluation.summary.as_dict(),
             "tasks": [t.key for t in ctx.tasks.profile],
+            "disjoint_from": {
+                "search": sum(len(ts) for ts in ctx.tasks.search.values()),
+                "evaluation": sum(len(ts) for ts in ctx.tasks.evaluation.values()),
+            },
             "episodes": [episode_to_dict(e) for e in evaluation.episodes],
         },
     )
@@ -156,9 +161,12 @@ def search_category(
     if category not in ctx.tasks.search:
         raise ValueError(f"category {category!r} is not a task of {env['name']}: {sorted(ctx.tasks.search)}")
     suite = ctx.tasks.search[category]
+    frozen = SkillLibrary.load(general_library)
+    if isinstance(teacher, LLMTeacher):
+        teacher.frozen_general = frozen.general_skills
     try:
         result = search_task_skills(
-            SkillLibrary.load(general_library),
+            frozen,
             category,
             lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
             teacher,
