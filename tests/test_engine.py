@@ -94,3 +94,38 @@ def test_engine_matches_agent_play_on_the_real_model(smollm2_dir):
     assert [without_time(e) for e in got] == [without_time(e) for e in expected]
     assert llm.forward_passes == max(e.steps for e in got)  # lockstep: one pass per step for all episodes
     assert llm.reused_prefix_tokens > 0
+
+
+@pytest.mark.parametrize("model", ["smollm2_dir", "gemma_dir"])
+def test_score_many_equals_score_across_interleaved_episodes(model, request):
+    """Two episodes over two steps: SmolLM2 packs candidates into one row per episode; Gemma 3 (sliding-window
+    layers) scores one by one, each episode from its own cache. Both must give ``score``'s numbers."""
+    from masa.llm.base import Message, ScoreRequest
+    from masa.llm.transformers_backend import TransformersLLM
+
+    path = str(request.getfixturevalue(model))
+    many = TransformersLLM(name="many", path=path, dtype="float32", threads=2)
+    single = TransformersLLM(name="one", path=path, dtype="float32", threads=2)
+    candidates = ("open door", "look around", "go to kitchen and then open the fridge")
+    rule = "Rule: never repeat a useless action. " * 8
+    for step in range(2):
+        requests = [
+            ScoreRequest(
+                [
+                    Message("system", "You are an agent."),
+                    Message("user", f"{rule}Task {e}. Step {step}. You see a door."),
+                ],
+                candidates[: 2 + e],
+                f"episode {e}",
+            )
+            for e in range(2)
+        ]
+        got = many.score_many(requests, prefill="<action>")
+        for req, scored in zip(requests, got, strict=True):
+            single._last_prefix = None
+            assert scored.scores == pytest.approx(
+                single.score(req.conversation, list(req.candidates), "<action>"), abs=1e-3
+            )
+    assert many.usage.calls == single.usage.calls == 4
+    assert many.usage.prompt_tokens == single.usage.prompt_tokens
+    assert many.reused_prefix_tokens > 0  # the second step resumed each episode's own cache

@@ -44,6 +44,7 @@ class TransformersLLM(LLM):
     batch_rows: int = BATCH_ROWS
     _sessions: OrderedDict[str, _Prefix] = field(default_factory=OrderedDict, repr=False)
     forward_passes: int = 0  # model forward calls made by score_many (one per chunk of rows)
+    _own_caches: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         import torch
@@ -184,7 +185,7 @@ class TransformersLLM(LLM):
         The output layer runs only where a candidate token is predicted.
         """
         if not self.packs_candidates():
-            return super().score_many(requests, prefill)
+            return self._score_each(requests, prefill)
         import torch
 
         prompts = [self._encode(self.chat_prompt(r.conversation, prefill)) for r in requests]
@@ -206,8 +207,23 @@ class TransformersLLM(LLM):
         self.usage.add(calls=len(requests), prompt_tokens=sum(s.prompt_tokens for s in out))
         return out
 
+    def _score_each(self, requests: list[ScoreRequest], prefill: str) -> list[Scored]:
+        """``score`` request by request, each episode resuming from its own last prompt's cache (episodes in
+        lockstep alternate, so the single previous-prompt cache of ``score`` would serve none of them)."""
+        out = []
+        for request in requests:
+            self._last_prefix, self._last_cache = self._own_caches.pop(request.session, (None, None))
+            before = self.usage.prompt_tokens
+            scores = self.score(request.conversation, list(request.candidates), prefill)
+            self._own_caches[request.session] = (self._last_prefix, self._last_cache)
+            out.append(Scored(scores, self.usage.prompt_tokens - before))
+        self._last_prefix = self._last_cache = None
+        return out
+
     def end_session(self, session: str) -> None:
-        """A finished episode's cache stays as a seed for new episodes until newer ones push it out."""
+        """A finished episode's cache stays as a seed for new episodes until newer ones push it out (the
+        one-by-one path keeps none: its caches cannot be shared)."""
+        self._own_caches.pop(session, None)
         if session in self._sessions:
             self._sessions.move_to_end(session, last=False)
 
