@@ -203,12 +203,19 @@ class LLMTeacher(Teacher):
     fallbacks: int = 0
     frozen_general: list[Skill] = field(default_factory=list)  # shown to Stage 2 rewrites, never edited there
 
-    def _ask(self, step: str, prompt: str, parse: Callable[[str], T], prefill: str, seed: int) -> T | None:
+    @property
+    def analysis_tokens(self) -> int:
+        """Reply length for attribution and weaknesses: two or three short JSON items, decode-bound on a CPU."""
+        return min(self.max_new_tokens, 160)
+
+    def _ask(
+        self, step: str, prompt: str, parse: Callable[[str], T], prefill: str, seed: int, tokens: int
+    ) -> T | None:
         """The first reply that ``parse`` accepts, or None after 1 + ``retries`` attempts."""
         for attempt in range(1 + self.retries):
             reply = self.llm.generate(
                 [[Message("system", TEACHER_ROLE), Message("user", prompt)]],
-                self.max_new_tokens,
+                tokens,
                 temperature=0.0 if attempt == 0 else self.temperature,
                 seed=seed + attempt,
                 prefill=prefill,
@@ -229,7 +236,7 @@ class LLMTeacher(Teacher):
     def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
         digest = "\n".join(f"- {describe_failure(e)}" for e in episodes[:6]) or "- no episodes"
         prompt = WEAKNESS_PROMPT.format(card=card_text(card), episodes=digest)
-        found = self._ask("weaknesses", prompt, parse_string_list, '["', 0)
+        found = self._ask("weaknesses", prompt, parse_string_list, '["', 0, self.analysis_tokens)
         measured = self.fallback.weaknesses(card, episodes)
         if found is None:
             self._fell_back("weaknesses", json.dumps(measured))
@@ -241,7 +248,9 @@ class LLMTeacher(Teacher):
         digest = "\n".join(f"- {describe_failure(e)}" for e in failures[:4]) or "- no failures"
         focus = GENERAL_FOCUS if scope == "general" else TASK_FOCUS.format(scope=scope)
         prompt = ATTRIBUTE_PROMPT.format(scope=scope, focus=focus, failures=digest)
-        mistakes = self._ask("attribute", prompt, parse_mistake_list, '[{"mistake_id": "', 0)
+        mistakes = self._ask(
+            "attribute", prompt, parse_mistake_list, '[{"mistake_id": "', 0, self.analysis_tokens
+        )
         if mistakes is None:
             self._fell_back("attribute", digest)
             return f"Observed: {digest}"
@@ -282,7 +291,7 @@ class LLMTeacher(Teacher):
                 raise LibraryFormatError("reply is far longer than the input (runaway generation)")
             return revised
 
-        revised = self._ask("rewrite", prompt, parse, '[{"skill_id": "', seed)
+        revised = self._ask("rewrite", prompt, parse, '[{"skill_id": "', seed, self.max_new_tokens)
         if revised is not None:
             return Rewrite(revised, "llm")
         result = self.fallback.rewrite(skills, scope, analysis, card, history, seed)
