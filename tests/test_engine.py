@@ -129,3 +129,14 @@ def test_score_many_equals_score_across_interleaved_episodes(model, request):
     assert many.usage.calls == single.usage.calls == 4
     assert many.usage.prompt_tokens == single.usage.prompt_tokens
     assert many.reused_prefix_tokens > 0  # the second step resumed each episode's own cache
+
+
+def test_a_key_repeated_within_one_evaluation_is_played_once():
+    env = CorridorEnv(length=2, max_steps=6, spread=1)
+    llm = HashLLM(name="fake")
+    evaluator = Evaluator(Agent(llm, AgentConfig()), env, "fake:1", 0.25, width=3)
+    task = env.instances("walk", "train")[1]
+    result = evaluator.run(None, [task, task, task])
+    assert [e.cached for e in result.episodes] == [False, True, True]
+    assert result.summary.cache_hits == 2 and llm.usage.calls == result.episodes[0].steps
+    assert len({e.reward for e in result.episodes}) == 1

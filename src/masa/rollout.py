@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
 
@@ -192,22 +192,29 @@ class Evaluator:
         slots: list[EpisodeResult | None] = []
         jobs: list[EpisodeJob] = []
         keys: list[str] = []
-        where: list[int] = []
+        where: list[list[int]] = []  # the slots each job fills (a repeated key is played once)
         for seed in seeds:
             for task in tasks:
                 text = self.skills_text(library, task.category)
                 key = self.episode_key(task, text, seed)
-                slots.append(self.cache.get(key))
-                if slots[-1] is None:
+                slots.append(None if key in keys else self.cache.get(key))
+                if key in keys:
+                    where[keys.index(key)].append(len(slots) - 1)
+                elif slots[-1] is None:
                     jobs.append(EpisodeJob(task, text, seed))
                     keys.append(key)
-                    where.append(len(slots) - 1)
+                    where.append([len(slots) - 1])
         progress = Progress(label, len(slots), [e for e in slots if e is not None], self.progress)
 
         def finished(index: int, episode: EpisodeResult) -> None:
             self.cache.put(keys[index], episode)
-            slots[where[index]] = episode
+            first, *repeats = where[index]
+            slots[first] = episode
             progress.update(episode)
+            for slot in repeats:  # served as the cache would serve it
+                slots[slot] = replace(episode, cached=True)
+                self.cache.hits += 1
+                progress.update(slots[slot])
 
         if jobs:
             Engine(self.agent, self.pool(), self.noop_penalty).play(jobs, finished)

@@ -195,7 +195,7 @@ class TransformersLLM(LLM):
             for start in range(0, len(requests), self.batch_rows):
                 stop = start + self.batch_rows
                 rows = [
-                    _Row(r.session, p, c, *self._seed(r.session, p))
+                    _Row(r.session, p, c, *self._seed(p))
                     for r, p, c in zip(
                         requests[start:stop], prompts[start:stop], encoded[start:stop], strict=True
                     )
@@ -227,7 +227,7 @@ class TransformersLLM(LLM):
         if session in self._sessions:
             self._sessions.move_to_end(session, last=False)
 
-    def _seed(self, session: str, prompt: list[int]) -> tuple[_Prefix | None, int]:
+    def _seed(self, prompt: list[int]) -> tuple[_Prefix | None, int]:
         """The kept prompt sharing the longest beginning with ``prompt``, and how many tokens it gives
         (always leaving at least the last prompt token to compute, whose logits predict the first action
         token)."""
