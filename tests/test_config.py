@@ -24,7 +24,7 @@ def test_default_config_validates_and_gets_defaults():
     [
         (
             lambda c: c["ucb"].update(explore=1.0),
-            r"ucb: .*'explore' was unexpected.*allowed keys: exploration",
+            r"ucb: .*'explore' was unexpected.*allowed keys: budget, exploration",
         ),
         (lambda c: c["hillclimb"].update(patience=0), r"hillclimb.patience: 0 is less than the minimum of 1"),
         (

@@ -157,3 +157,17 @@ def test_canonical_sorts_listed_objects_only():
         "This room is called the hallway. In it, you see: \n\ta picture\n\tthe agent\nYou also see:\n\tA\n\tB"
     )
     assert canonical("You teleport to the kitchen.") == "You teleport to the kitchen."
+
+
+def test_a_spawned_environment_plays_an_instance_exactly_like_its_original(env):
+    """The engine's pool: a copy has the same settings and splits, its own JVM, and the same episodes."""
+    twin = env.spawn()
+    try:
+        task = living(env, 1)
+        assert twin.instances("find-living-thing", "train") == env.instances("find-living-thing", "train")
+        first, second = env.reset(task), twin.reset(task)
+        assert first == second
+        action = first.candidates[1]
+        assert env.step(action) == twin.step(action)
+    finally:
+        twin.close()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+from statistics import fmean
 
+import pytest
+
+from masa.acceptance import decide, paired_bootstrap_p, sign_test_p
 from masa.agent import EpisodeResult
+from masa.candidates import Candidate, load_candidates
 from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.rollout import Evaluation, summarise
 from masa.skills import Skill, SkillLibrary
 from masa.teacher import Rewrite, Teacher
-from masa.ucb import UCBConfig, best_node, search_task_skills, ucb1
+from masa.ucb import UCBConfig, backpropagate, best_node, search_task_skills, select, ucb1
 
 
 class CountingTeacher(Teacher):
@@ -105,8 +110,6 @@ def task(lib):
 
 
 def test_ucb1_formula_and_unvisited_first():
-    from masa.candidates import Candidate
-
     node = Candidate("n", "t0", 1, "task", "c", INITIAL, summarise([]), [], "llm", visits=2, value_sum=1.0)
     assert math.isclose(ucb1(node, 5, 1.4), 0.5 + 1.4 * math.sqrt(math.log(5) / 2))
     node.visits = 0
@@ -169,3 +172,202 @@ def test_ucb_resume_continues_the_tree(tmp_path):
         checkpoint=checkpoint,
     )
     assert [n.to_dict() for n in resumed.nodes] == [n.to_dict() for n in full.nodes]
+
+
+# --- fair acceptance --------------------------------------------------------------------------------------------
+def episodes_with(rewards, tasks=None):
+    tasks = tasks or [f"t{i}" for i in range(len(rewards))]
+    return [
+        EpisodeResult(t, "c", False, r, 1, 0, r, 1, 10, 0, 0.0) for t, r in zip(tasks, rewards, strict=True)
+    ]
+
+
+def test_paired_rules_need_consistent_per_episode_gains():
+    incumbent = episodes_with([0.0] * 10)
+    nine_of_ten = episodes_with([0.1] * 9 + [-0.05])
+    six_of_ten = episodes_with([0.5] * 6 + [-0.1] * 4)  # a larger mean gain, but from fewer episodes
+    assert sign_test_p([1.0] * 9 + [-1.0]) == pytest.approx(11 / 1024)
+    assert decide("sign_test", nine_of_ten, incumbent) and not decide("sign_test", six_of_ten, incumbent)
+    assert decide("paired_bootstrap", nine_of_ten, incumbent)
+    assert not decide("paired_bootstrap", episodes_with([0.3, -0.3, 0.1]), episodes_with([0.0] * 3))
+    assert decide("strict", six_of_ten, incumbent) and not decide("min_gain", six_of_ten, incumbent, 0.3)
+    assert not decide("strict", incumbent, incumbent)  # equal is not a gain
+    assert paired_bootstrap_p([0.2] * 5) == 0.0 and sign_test_p([0.0, 0.0]) == 1.0
+
+
+def test_acceptance_refuses_candidates_played_on_other_instances():
+    with pytest.raises(ValueError, match="same task instances"):
+        decide("strict", episodes_with([1.0, 1.0], ["a", "b"]), episodes_with([0.0, 0.0], ["a", "c"]))
+
+
+def test_hill_climbing_plays_candidate_and_incumbent_on_the_same_instances(tmp_path):
+    """Through the real Evaluator: every candidate's episodes are the incumbent's instances and seeds."""
+    from masa.agent import Agent, AgentConfig
+    from masa.rollout import Evaluator
+    from tests.fakes import CorridorEnv, HashLLM
+
+    env = CorridorEnv(length=2, max_steps=4, spread=1)
+    evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, "fake:1", 0.25, width=2)
+    suite = env.instances("walk", "train")
+    result = climb_general_skills(
+        INITIAL,
+        lambda lib, label: evaluator.run(lib, suite, seeds=(0, 1), label=label),
+        CountingTeacher(),
+        {},
+        HillClimbConfig(iterations=3, patience=3, acceptance="sign_test"),
+    )
+    keys = [[e.task for e in c.episodes] for c in result.candidates]
+    assert len(keys) == 4 and all(k == keys[0] for k in keys) and len(keys[0]) == 6
+
+
+def test_hill_climbing_with_a_paired_test_rejects_an_unsupported_gain():
+    # Each evaluation has one episode: no paired test can reach alpha 0.05, so only strict would accept.
+    evaluate = scripted({"v0": 0.2, "v1": 0.9, "v2": 0.9, "v3": 0.9}, general)
+    config = HillClimbConfig(iterations=5, patience=3, acceptance="sign_test")
+    result = climb_general_skills(INITIAL, evaluate, CountingTeacher(), {}, config)
+    assert [c.accepted for c in result.candidates] == [True, False, False, False]
+    assert result.stopped_by == "patience" and result.best.node_id == "g0"
+
+
+def test_unknown_acceptance_rule_fails_naming_the_key():
+    with pytest.raises(ValueError, match=r"hillclimb\.acceptance"):
+        HillClimbConfig(acceptance="vibes")
+
+
+# --- budgets -----------------------------------------------------------------------------------------------------
+def test_hill_climbing_stops_on_its_episode_budget_and_says_so(tmp_path):
+    evaluate = scripted({"v0": 0.1, "v1": 0.2, "v2": 0.3, "v3": 0.4}, general)
+    checkpoint = tmp_path / "ckpt.json"
+    config = HillClimbConfig(iterations=5, patience=3, budget={"episodes": 2})
+    result = climb_general_skills(INITIAL, evaluate, CountingTeacher(), {}, config, checkpoint=checkpoint)
+    assert evaluate.seen == ["v0", "v1"]
+    assert result.stopped_by == "budget: 2 of 2 episodes played"
+    assert load_candidates(checkpoint)[1]["stopped_by"] == result.stopped_by
+
+
+def test_ucb_stops_on_its_token_budget():
+    def evaluate(library, label):
+        episode = EpisodeResult("t", "c", False, 0.5, 2, 0, 0.5, 2, 700, 0, 1.0)
+        return Evaluation(summarise([episode]), [episode])
+
+    result = search_task_skills(
+        INITIAL, "c", evaluate, CountingTeacher(), {}, UCBConfig(iterations=5, budget={"tokens": 2000})
+    )
+    assert len(result.nodes) == 3 and result.stopped_by == "budget: 2100 of 2000 tokens used"
+
+
+def test_stage_record_counts_cost_apart_from_cache_hits():
+    from masa.stages.search import stage_record
+
+    fresh = EpisodeResult("t", "c", True, 1.0, 3, 0, 1.0, 3, 300, 0, 2.0)
+    cached = EpisodeResult("u", "c", False, 0.0, 4, 1, 0.0, 4, 400, 0, 1.0, cached=True)
+    candidate = Candidate(
+        "g0", "", 0, "general", "", INITIAL, summarise([fresh, cached]), [fresh, cached], "initial"
+    )
+    record = stage_record([candidate], CountingTeacher(), 0.0, best="g0", stopped_by="iterations")
+    assert record["cost"] == {
+        "episodes": 1,
+        "cache_hits": 1,
+        "env_steps": 3,
+        "llm_calls": 3,
+        "prompt_tokens": 300,
+        "completion_tokens": 0,
+        "seconds": 2.0,
+        "tokens": 300,
+    }
+    assert record["best"] == "g0" and record["wall_seconds"] > 0
+
+
+# --- UCB1 selection and back-propagation, pinned on a hand-built tree ----------------------------------------------
+def node(node_id, parent, visits, value_sum, children=()):
+    return Candidate(
+        node_id,
+        parent,
+        0,
+        "task",
+        "c",
+        INITIAL,
+        summarise([]),
+        [],
+        "llm",
+        False,
+        0,
+        visits,
+        value_sum,
+        list(children),
+    )
+
+
+def test_select_descends_by_ucb1_through_full_nodes():
+    nodes = {
+        "t0": node("t0", "", 6, 3.0, ["a", "b"]),
+        "a": node("a", "t0", 4, 2.4, ["a1", "a2"]),  # mean 0.6
+        "b": node(
+            "b", "t0", 1, 0.2
+        ),  # mean 0.2 but rarely visited: UCB1 0.2 + 1.4 sqrt(ln 6) ~ 2.03 > a's ~1.55
+        "a1": node("a1", "a", 1, 0.9),
+        "a2": node("a2", "a", 2, 1.0),
+    }
+    config = UCBConfig(exploration=1.4, max_children=2)
+    assert select(nodes, "t0", config).node_id == "b"
+    assert (
+        select(nodes, "t0", UCBConfig(exploration=0.0, max_children=2)).node_id == "a1"
+    )  # pure exploitation
+    assert (
+        select(nodes, "t0", UCBConfig(exploration=0.0, max_children=3)).node_id == "t0"
+    )  # root still has room
+
+
+def test_backpropagation_keeps_subtree_means():
+    nodes = {
+        "t0": node("t0", "", 1, 0.2, ["a"]),
+        "a": node("a", "t0", 1, 0.4, ["b"]),
+        "b": node("b", "a", 0, 0.0),
+    }
+    backpropagate(nodes, nodes["b"], 1.0)
+    assert [(n.visits, n.value_sum) for n in nodes.values()] == [(2, 1.2), (2, 1.4), (1, 1.0)]
+    assert nodes["a"].value_sum / nodes["a"].visits == pytest.approx(
+        fmean([0.4, 1.0])
+    )  # mean over a's subtree
+
+
+def test_a_repeated_search_is_served_from_the_rollout_cache_and_recorded_as_hits(tmp_path):
+    from masa.agent import Agent, AgentConfig
+    from masa.rollout import Evaluator, RolloutCache
+    from masa.stages.search import stage_record
+    from tests.fakes import CorridorEnv, HashLLM
+
+    def run():
+        env = CorridorEnv(length=2, max_steps=4, spread=1)
+        llm = HashLLM(name="fake")
+        evaluator = Evaluator(
+            Agent(llm, AgentConfig()), env, "fake:1", 0.25, cache=RolloutCache(tmp_path), width=3
+        )
+        suite = env.instances("walk", "train")
+        teacher = CountingTeacher()
+        result = climb_general_skills(
+            INITIAL,
+            lambda lib, label: evaluator.run(lib, suite, label=label),
+            teacher,
+            {},
+            HillClimbConfig(iterations=2),
+        )
+        return result, llm, stage_record(result.candidates, teacher, 0.0)["cost"]
+
+    first, first_llm, first_cost = run()
+    second, second_llm, second_cost = run()
+    assert first_llm.usage.calls > 0 and first_cost["episodes"] == 9 and first_cost["cache_hits"] == 0
+    assert second_llm.usage.calls == 0  # zero model calls
+    assert second_cost == {
+        **first_cost,
+        "episodes": 0,
+        "cache_hits": 9,
+        "env_steps": 0,
+        "llm_calls": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "seconds": 0.0,
+        "tokens": 0,
+    }
+    assert all(e.cached for c in second.candidates for e in c.episodes)
+    assert [c.reward for c in second.candidates] == [c.reward for c in first.candidates]

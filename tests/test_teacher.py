@@ -6,6 +6,14 @@ from masa.skills import Skill
 from masa.teacher import EDIT_OPERATORS, EditTeacher, LLMTeacher, apply_edit
 from tests.fakes import ScriptedLLM
 
+MISTAKE = '[{"mistake_id": "'  # the prefill of the attribution step
+
+
+def without_prefill(text: str, prefill: str) -> str:
+    assert text.startswith(prefill)
+    return text[len(prefill) :]
+
+
 SKILLS = [
     Skill("g1", "Explore", "Look around first. Then move.", "at the start"),
     Skill("g2", "No loops", "Never repeat a useless action.", "after a no-op"),
@@ -58,7 +66,13 @@ def test_llm_teacher_retries_then_falls_back_to_edit_operators():
     result = teacher.rewrite(SKILLS, "general", "loops", {}, [], seed=0)
     assert result.source.startswith("edit:")
     assert teacher.fallbacks == 1
-    assert [c.valid for c in teacher.transcript] == [False, False]
+    assert [(c.step, c.valid, c.attempt) for c in teacher.transcript] == [
+        ("rewrite", False, 1),
+        ("rewrite", False, 2),
+        ("rewrite", True, 0),  # the fallback's answer is in the transcript too
+    ]
+    assert teacher.transcript[-1].note == "fallback: edit teacher"
+    assert teacher.transcript[-1].reply.startswith(result.source)
     assert len(llm.prompts) == 2  # one try plus one retry
 
 
@@ -71,3 +85,100 @@ def test_unchanged_reply_is_not_accepted():
 def test_weaknesses_come_from_measured_behaviour():
     found = EditTeacher(POOL).weaknesses({}, [failed_episode()])
     assert any("change nothing" in w for w in found) and any("loops" in w for w in found)
+
+
+def test_attribution_is_json_in_the_common_mistakes_format():
+    reply = without_prefill(
+        json.dumps(
+            [
+                {
+                    "mistake_id": "x",
+                    "description": "Repeats look around",
+                    "why_it_happens": "no memory",
+                    "how_to_avoid": "Move to a new room after one look",
+                }
+            ]
+        ),
+        MISTAKE,
+    )
+    llm = ScriptedLLM(name="t", replies=["{broken", reply])
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=1)
+    analysis = teacher.attribute([failed_episode()], "general")
+    assert "Repeats look around" in analysis and "instead: Move to a new room" in analysis
+    assert "Observed:" in analysis and "sw/find/train/1" in analysis  # the measured digest stays
+    assert [(c.step, c.valid, c.attempt) for c in teacher.transcript] == [
+        ("attribute", False, 1),
+        ("attribute", True, 2),
+    ]
+    assert "not the procedure of any task" in teacher.transcript[0].prompt  # Stage 1 asks for general causes
+
+
+def test_attribution_without_a_valid_reply_falls_back_to_the_digest():
+    teacher = LLMTeacher(
+        ScriptedLLM(name="t", replies=['x", "description": "loops"}]']), EditTeacher(POOL), retries=0
+    )
+    analysis = teacher.attribute([failed_episode()], "find")
+    assert analysis.startswith("Observed:") and teacher.fallbacks == 1
+    assert "non-empty description" in teacher.transcript[0].note
+    assert teacher.transcript[-1].note == "fallback: edit teacher"
+
+
+def test_weaknesses_are_a_json_list_plus_the_measured_ones():
+    reply = without_prefill(json.dumps(["Loops on one action for many steps"]), '["')
+    teacher = LLMTeacher(ScriptedLLM(name="t", replies=[reply]), EditTeacher(POOL))
+    found = teacher.weaknesses({"family": "X"}, [failed_episode()])
+    assert found[0] == "Loops on one action for many steps"
+    assert any("change nothing" in w for w in found)
+    assert teacher.transcript[0].step == "weaknesses" and "family: X" in teacher.transcript[0].prompt
+
+
+def test_stage2_prompt_shows_the_card_the_frozen_general_skills_and_the_best_past_sets():
+    llm = ScriptedLLM(name="t", replies=["nope"])
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0, frozen_general=[SKILLS[1]])
+    history = [(SKILLS, 0.5), (SKILLS[:1], 0.25)]
+    teacher.rewrite(POOL, "find", "loops", {"family": "SmolLM2"}, history, seed=0)
+    prompt = teacher.transcript[0].prompt
+    assert "family: SmolLM2" in prompt and "Never repeat a useless action." in prompt
+    assert "reward 0.500:" in prompt and "reward 0.250:" in prompt
+    teacher.rewrite(SKILLS, "general", "loops", {}, history, seed=0)
+    assert "General skills the agent also follows" not in teacher.transcript[-2].prompt  # Stage 1 edits them
+
+
+def test_hill_climbing_shows_the_teacher_the_k_best_past_sets_with_scores():
+    from masa.hillclimb import HillClimbConfig, climb_general_skills
+    from tests.test_search import INITIAL, CountingTeacher, general, scripted
+
+    class Recording(CountingTeacher):
+        def rewrite(self, skills, scope, analysis, card, history, seed):
+            self.histories = [*getattr(self, "histories", []), [r for _, r in history]]
+            return super().rewrite(skills, scope, analysis, card, history, seed)
+
+    rewards = {f"v{i}": r for i, r in enumerate([0.1, 0.5, 0.2, 0.7, 0.3, 0.6, 0.4, 0.9])}
+    teacher = Recording()
+    climb_general_skills(
+        INITIAL, scripted(rewards, general), teacher, {}, HillClimbConfig(iterations=7, patience=7, top_k=5)
+    )
+    assert teacher.histories[-1] == [0.7, 0.6, 0.5, 0.4, 0.3]  # the five best so far, best first
+    assert [len(h) for h in teacher.histories] == [1, 2, 3, 4, 5, 5, 5]
+
+
+def test_real_teacher_path_on_the_packaged_model(smollm2_dir):
+    """SmolLM2-135M as the teacher: its replies rarely validate, so the transcript must show the real prompts,
+    the model's actual replies and each fallback."""
+    from masa.llm.transformers_backend import TransformersLLM
+
+    llm = TransformersLLM(name="teacher", path=str(smollm2_dir), threads=2)
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0, max_new_tokens=24, frozen_general=SKILLS)
+    card = {"family": "SmolLM2", "weaknesses": []}
+    weaknesses = teacher.weaknesses(card, [failed_episode()])
+    analysis = teacher.attribute([failed_episode()], "find")
+    rewrite = teacher.rewrite(SKILLS, "find", analysis, card, [(SKILLS, 0.1)], seed=0)
+    asked = [c for c in teacher.transcript if c.attempt > 0]
+    assert [c.step for c in asked] == ["weaknesses", "attribute", "rewrite"]
+    assert all(c.prompt and c.reply for c in asked)
+    assert "family: SmolLM2" in asked[0].prompt and "sw/find/train/1" in asked[1].prompt
+    assert "General skills the agent also follows" in asked[2].prompt
+    assert llm.usage.calls == 3 and llm.usage.completion_tokens > 0
+    fallbacks = [c for c in teacher.transcript if c.note == "fallback: edit teacher"]
+    assert len(fallbacks) == teacher.fallbacks == sum(not c.valid for c in asked)
+    assert weaknesses and rewrite.skills

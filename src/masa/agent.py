@@ -117,6 +117,108 @@ def build_conversation(
     return [Message("system", ROLE.format(env=env_name)), Message("user", "\n".join(lines))]
 
 
+def pick_action(
+    scores: list[float],
+    candidates: tuple[str, ...],
+    taken: dict[str, int],
+    config: AgentConfig,
+    rng: random.Random,
+) -> str:
+    """The score policy's choice: the best candidate after the repeat penalty, or a softmax sample."""
+    adjusted = [s - config.repeat_penalty * taken.get(c, 0) for s, c in zip(scores, candidates, strict=True)]
+    if config.temperature > 0:
+        top = max(adjusted)
+        weights = [math.exp((s - top) / config.temperature) for s in adjusted]
+        return rng.choices(candidates, weights=weights, k=1)[0]
+    return candidates[max(range(len(candidates)), key=adjusted.__getitem__)]
+
+
+@dataclass
+class EpisodeRun:
+    """One episode in progress: the prompt for its next step, and what an action does to it.
+
+    ``Agent.play`` drives one run to its end; the batched engine drives many in lockstep. Both go through
+    this class, so an episode is the same whichever plays it.
+    """
+
+    env: Environment
+    task: TaskInstance
+    skills_text: str
+    seed: int
+    noop_penalty: float
+    config: AgentConfig
+    rng: random.Random = field(init=False)
+    observation: Observation = field(init=False)
+    history: list[tuple[str, str]] = field(default_factory=list)
+    taken: dict[str, int] = field(default_factory=dict)
+    trajectory: list[Step] = field(default_factory=list)
+    score: float = 0.0
+    won: bool = False
+    done: bool = False
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    elapsed: float = 0.0  # seconds spent on this episode (its share of each lockstep step in the engine)
+    fault: str = ""  # the simulator failure that ended this run early (the engine replays it)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(f"{self.task.key}/{self.seed}")
+        self.observation = self.env.reset(self.task)
+        self.done = self.env.max_steps <= 0
+
+    @property
+    def session(self) -> str:
+        return f"{self.task.key}/{self.seed}/{id(self)}"
+
+    def conversation(self) -> list[Message]:
+        return build_conversation(
+            self.env.name,
+            self.observation.task_description,
+            self.skills_text,
+            len(self.trajectory),
+            self.env.max_steps,
+            self.history,
+            self.observation,
+            self.config,
+        )
+
+    def apply(self, action: str | None) -> None:
+        """Take ``action`` (None: the model gave no parsable action) and move to the next step."""
+        observation = self.observation
+        if action is None or action not in observation.candidates:
+            # An unparsable or inadmissible action does nothing in the world but costs a step (NHR).
+            self.trajectory.append(Step(action or "", "Invalid action.", self.score, True, False))
+            self.history.append((observation.text, action or "(none)"))
+        else:
+            self.taken[action] = self.taken.get(action, 0) + 1
+            outcome = self.env.step(action)
+            self.history.append((observation.text, action))
+            self.observation = outcome.observation
+            self.score, self.won = outcome.score, outcome.won
+            self.trajectory.append(Step(action, self.observation.text, self.score, outcome.no_op, True))
+            if outcome.done:
+                self.done = True
+        if len(self.trajectory) >= self.env.max_steps:
+            self.done = True
+
+    def result(self) -> EpisodeResult:
+        no_ops = sum(s.no_op for s in self.trajectory)
+        return EpisodeResult(
+            task=self.task.key,
+            category=self.task.category,
+            won=self.won,
+            score=self.score,
+            steps=len(self.trajectory),
+            no_op_steps=no_ops,
+            reward=episode_reward(self.score, no_ops, len(self.trajectory), self.noop_penalty),
+            llm_calls=self.llm_calls,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            seconds=self.elapsed,
+            trajectory=self.trajectory,
+        )
+
+
 @dataclass
 class Agent:
     """Plays episodes with one backbone. Stateless between episodes."""
@@ -137,64 +239,20 @@ class Agent:
             )[0]
             return parse_action(reply.text)
         scores = self.llm.score(conversation, list(candidates), prefill="<action>")
-        adjusted = [
-            s - self.config.repeat_penalty * taken.get(c, 0) for s, c in zip(scores, candidates, strict=True)
-        ]
-        if self.config.temperature > 0:
-            top = max(adjusted)
-            weights = [math.exp((s - top) / self.config.temperature) for s in adjusted]
-            return rng.choices(candidates, weights=weights, k=1)[0]
-        return candidates[max(range(len(candidates)), key=adjusted.__getitem__)]
+        return pick_action(scores, candidates, taken, self.config, rng)
 
     def play(
         self, env: Environment, task: TaskInstance, skills_text: str, seed: int, noop_penalty: float
     ) -> EpisodeResult:
+        """One episode, one model call per step (the reference the batched engine must match)."""
         start = time.perf_counter()
-        before = self.llm.usage.as_dict()
-        rng = random.Random(f"{task.key}/{seed}")
-        observation = env.reset(task)
-        history: list[tuple[str, str]] = []
-        taken: dict[str, int] = {}
-        trajectory: list[Step] = []
-        score, won = 0.0, False
-        for index in range(env.max_steps):
-            conversation = build_conversation(
-                env.name,
-                observation.task_description,
-                skills_text,
-                index,
-                env.max_steps,
-                history,
-                observation,
-                self.config,
-            )
-            action = self.choose(conversation, observation.candidates, taken, rng)
-            if action is None or action not in observation.candidates:
-                # An unparsable or inadmissible action does nothing in the world but costs a step (NHR).
-                trajectory.append(Step(action or "", "Invalid action.", score, True, False))
-                history.append((observation.text, action or "(none)"))
-                continue
-            taken[action] = taken.get(action, 0) + 1
-            outcome = env.step(action)
-            history.append((observation.text, action))
-            observation = outcome.observation
-            score, won = outcome.score, outcome.won
-            trajectory.append(Step(action, observation.text, score, outcome.no_op, True))
-            if outcome.done:
-                break
-        after = self.llm.usage.as_dict()
-        no_ops = sum(s.no_op for s in trajectory)
-        return EpisodeResult(
-            task=task.key,
-            category=task.category,
-            won=won,
-            score=score,
-            steps=len(trajectory),
-            no_op_steps=no_ops,
-            reward=episode_reward(score, no_ops, len(trajectory), noop_penalty),
-            llm_calls=after["calls"] - before["calls"],
-            prompt_tokens=after["prompt_tokens"] - before["prompt_tokens"],
-            completion_tokens=after["completion_tokens"] - before["completion_tokens"],
-            seconds=time.perf_counter() - start,
-            trajectory=trajectory,
-        )
+        run = EpisodeRun(env, task, skills_text, seed, noop_penalty, self.config)
+        while not run.done:
+            before = self.llm.usage.as_dict()
+            run.apply(self.choose(run.conversation(), run.observation.candidates, run.taken, run.rng))
+            after = self.llm.usage.as_dict()
+            run.llm_calls += after["calls"] - before["calls"]
+            run.prompt_tokens += after["prompt_tokens"] - before["prompt_tokens"]
+            run.completion_tokens += after["completion_tokens"] - before["completion_tokens"]
+        run.elapsed = time.perf_counter() - start
+        return run.result()

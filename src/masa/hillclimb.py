@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from masa.acceptance import RULES, decide
+from masa.budget import Budget, Cost
 from masa.candidates import Candidate, load_checkpoint, save_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
@@ -19,7 +22,7 @@ from masa.teacher import Teacher
 
 log = logging.getLogger(__name__)
 
-ACCEPTANCE_RULES = ("strict", "min_gain")
+ACCEPTANCE_RULES = RULES
 
 
 @dataclass(frozen=True)
@@ -29,24 +32,37 @@ class HillClimbConfig:
     top_k: int = 5  # K best past skill sets shown to the teacher
     acceptance: str = "strict"  # the paper's rule: accept on R > best_R
     min_gain: float = 0.0  # for acceptance "min_gain": accept on R > best_R + min_gain
+    alpha: float = 0.05  # for the paired tests ("sign_test", "paired_bootstrap")
+    budget: Budget | dict[str, Any] = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
         if self.acceptance not in ACCEPTANCE_RULES:
             raise ValueError(
                 f"hillclimb.acceptance must be one of {ACCEPTANCE_RULES}, got {self.acceptance!r}"
             )
+        object.__setattr__(self, "budget", Budget.from_config(self.budget))
 
 
 def accepts(config: HillClimbConfig, candidate: float, incumbent: float) -> bool:
+    """The mean-reward rules on means alone (``strict``, ``min_gain``); see ``accept_candidate``."""
     gain = config.min_gain if config.acceptance == "min_gain" else 0.0
     return candidate > incumbent + gain
+
+
+def accept_candidate(
+    config: HillClimbConfig, candidate: Candidate, incumbent: Candidate, seed: int = 0
+) -> bool:
+    """The configured rule on the two candidates' paired episodes (same instances and seeds, checked)."""
+    return decide(
+        config.acceptance, candidate.episodes, incumbent.episodes, config.min_gain, config.alpha, seed
+    )
 
 
 @dataclass
 class HillClimbResult:
     best: Candidate
     candidates: list[Candidate]
-    stopped_by: str  # "iterations" or "patience"
+    stopped_by: str  # "iterations", "patience" or "budget: ..." (what ran out)
 
 
 def climb_general_skills(
@@ -76,6 +92,12 @@ def climb_general_skills(
         save_checkpoint(checkpoint, candidates, state, teacher.transcript)
     by_id = {c.node_id: c for c in candidates}
     while state["iteration"] < config.iterations and state["patience"] < config.patience:
+        spent = config.budget.exhausted(Cost.of([c.summary for c in candidates]))
+        if spent:
+            log.info("stage1 stops before iteration %d: %s", state["iteration"] + 1, spent)
+            state["stopped_by"] = spent
+            save_checkpoint(checkpoint, candidates, state, teacher.transcript)
+            break
         iteration = state["iteration"] + 1
         best = by_id[state["best"]]
         analysis = teacher.attribute(best.evaluation.failures, "general")
@@ -101,7 +123,7 @@ def climb_general_skills(
             evaluation.episodes,
             rewrite.source,
         )
-        candidate.accepted = accepts(config, candidate.reward, best.reward)
+        candidate.accepted = accept_candidate(config, candidate, best, seed + iteration)
         log.info(
             "stage1 iteration %d: R=%.4f vs best %.4f (%s) -> %s",
             iteration,

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from masa.teacher import Teacher, TeacherCall
+from masa.teacher import FALLBACK_ATTEMPT, Teacher, TeacherCall
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,12 @@ def _unclosed(text: str) -> bool:
 
 
 def transcript_counts(calls: list[TeacherCall]) -> dict[str, Any]:
-    """Per teacher step: calls, valid replies and the rejected ones by kind."""
+    """Per teacher step: model calls, valid replies and the rejected ones by kind (fallback records, which
+    the teacher writes with attempt 0, are not model calls)."""
     counts: dict[str, Any] = {}
     for call in calls:
+        if call.attempt == FALLBACK_ATTEMPT:
+            continue
         step = counts.setdefault(call.step, {"calls": 0, "valid": 0, "rejected": Counter()})
         step["calls"] += 1
         if call.valid:
@@ -83,14 +86,9 @@ def transcript_counts(calls: list[TeacherCall]) -> dict[str, Any]:
 
 
 def fallbacks(calls: list[TeacherCall]) -> int:
-    """Rewrites whose every attempt was rejected (the teacher then used its fallback), read from the
-    transcript so that the count survives a resumed search."""
-    rewrites = [c for c in calls if c.step == "rewrite"]
-    return sum(
-        1
-        for i, call in enumerate(rewrites)
-        if not call.valid and (i + 1 == len(rewrites) or rewrites[i + 1].attempt == 1)
-    )
+    """Teacher steps whose every attempt was rejected, so the edit fallback answered; read from the
+    transcript (the teacher records each fallback there) so that the count survives a resumed search."""
+    return sum(1 for call in calls if call.attempt == FALLBACK_ATTEMPT)
 
 
 def teacher_record(teacher: Teacher) -> dict[str, Any]:

@@ -10,11 +10,12 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
 
 from masa.agent import Agent, EpisodeResult, Step
+from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.envs.base import Environment, TaskInstance
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
 from masa.skills import SkillLibrary
@@ -37,7 +38,7 @@ class Summary:
     completion_tokens: int
     seconds: float
     cache_hits: int
-    failed: int = 0  # episodes the environment could not play (see Evaluator.play)
+    failed: int = 0  # episodes the environment could not play (see masa.engine.Engine.play)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -145,6 +146,20 @@ class Evaluator:
     cache: RolloutCache = field(default_factory=lambda: RolloutCache(None))
     resamples: int = 1000
     progress: bool = True
+    width: int = 1  # episodes played side by side by the batched engine (environments in the pool)
+    _pool: list[Environment] = field(default_factory=list, repr=False)
+
+    def pool(self) -> list[Environment]:
+        """The engine's environments, started once and reused by every evaluation of the job."""
+        if not self._pool:
+            self._pool = environment_pool(self.env, self.width)
+        return self._pool
+
+    def close(self) -> None:
+        """Close the pool's copies (``env`` itself belongs to the caller)."""
+        for env in self._pool[1:]:
+            env.close()
+        self._pool = []
 
     def skills_text(self, library: SkillLibrary | None, category: str) -> str:
         if library is None:
@@ -167,23 +182,6 @@ class Evaluator:
         )
         return hashlib.sha256(material.encode()).hexdigest()
 
-    def play(self, task: TaskInstance, skills_text: str, seed: int) -> EpisodeResult:
-        """One episode; if the simulator fails, restart it and play the episode again, once. A second failure
-        is recorded as a failed episode (reward 0) with the reason, not raised: one dead game must not end a
-        nine-hour search, and the episode is not cached, so the next run tries it again."""
-        reason = ""
-        for attempt in (1, 2):
-            try:
-                return self.agent.play(self.env, task, skills_text, seed, self.noop_penalty)
-            except self.env.faults as err:
-                reason = f"{type(err).__name__}: {err}"
-                log.warning(
-                    "%s: environment failed (attempt %d): %s; restarting it", task.key, attempt, reason
-                )
-                self.env.restart()
-        log.error("%s: recorded as failed after a restart and a retry: %s", task.key, reason)
-        return EpisodeResult(task.key, task.category, False, 0.0, 0, 0, 0.0, 0, 0, 0, 0.0, error=reason)
-
     def run(
         self,
         library: SkillLibrary | None,
@@ -191,30 +189,66 @@ class Evaluator:
         seeds: tuple[int, ...] = (0,),
         label: str = "",
     ) -> Evaluation:
-        episodes: list[EpisodeResult] = []
-        total = len(tasks) * len(seeds)
+        """Every (seed, task) episode of ``library``: from the cache when played before, else played by the
+        batched engine. Episodes come back in (seed, task) order whatever order they finish in."""
+        slots: list[EpisodeResult | None] = []
+        jobs: list[EpisodeJob] = []
+        keys: list[str] = []
+        where: list[list[int]] = []  # the slots each job fills (a repeated key is played once)
         for seed in seeds:
             for task in tasks:
                 text = self.skills_text(library, task.category)
                 key = self.episode_key(task, text, seed)
-                episode = self.cache.get(key)
-                if episode is None:
-                    episode = self.play(task, text, seed)
-                    self.cache.put(key, episode)
-                episodes.append(episode)
-                if self.progress:
-                    done = len(episodes)
-                    won = sum(e.won for e in episodes)
-                    log.info(
-                        "%s episode %d/%d %s: score %.2f reward %.3f%s | success so far %d/%d",
-                        label,
-                        done,
-                        total,
-                        task.key,
-                        episode.score,
-                        episode.reward,
-                        " (cached)" if episode.cached else "",
-                        won,
-                        done,
-                    )
+                slots.append(None if key in keys else self.cache.get(key))
+                if key in keys:
+                    where[keys.index(key)].append(len(slots) - 1)
+                elif slots[-1] is None:
+                    jobs.append(EpisodeJob(task, text, seed))
+                    keys.append(key)
+                    where.append([len(slots) - 1])
+        progress = Progress(label, len(slots), [e for e in slots if e is not None], self.progress)
+
+        def finished(index: int, episode: EpisodeResult) -> None:
+            self.cache.put(keys[index], episode)
+            first, *repeats = where[index]
+            slots[first] = episode
+            progress.update(episode)
+            for slot in repeats:  # served as the cache would serve it
+                slots[slot] = replace(episode, cached=True)
+                self.cache.hits += 1
+                progress.update(slots[slot])
+
+        if jobs:
+            Engine(self.agent, self.pool(), self.noop_penalty).play(jobs, finished)
+        episodes = [e for e in slots if e is not None]
         return Evaluation(summarise(episodes, self.resamples), episodes)
+
+
+@dataclass
+class Progress:
+    """Log lines for long stages: episodes done / total and success so far."""
+
+    label: str
+    total: int
+    done: list[EpisodeResult]
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.done:
+            won = sum(e.won for e in self.done)
+            log.info("%s: %d/%d episodes from the cache, %d won", self.label, len(self.done), self.total, won)
+
+    def update(self, episode: EpisodeResult) -> None:
+        self.done.append(episode)
+        if self.enabled:
+            log.info(
+                "%s episode %d/%d %s: score %.2f reward %.3f | success so far %d/%d",
+                self.label,
+                len(self.done),
+                self.total,
+                episode.task,
+                episode.score,
+                episode.reward,
+                sum(e.won for e in self.done),
+                len(self.done),
+            )

@@ -186,6 +186,7 @@ def make_evaluator(
     cache_dir: str | None,
     threads: int | None = None,
     temperature: float | None = None,
+    width: int = 1,
 ) -> Evaluator:
     agent_spec = dict(spec.get("agent", {}))
     if temperature is not None:
@@ -194,7 +195,7 @@ def make_evaluator(
     agent = Agent(llm, AgentConfig(**agent_spec))
     key = f"{backbone}:{model_fingerprint(model_dir, spec['model'])}"
     cache = RolloutCache(Path(cache_dir) / backbone if cache_dir else None)
-    return Evaluator(agent, env, key, noop_penalty, retrieval, cache)
+    return Evaluator(agent, env, key, noop_penalty, retrieval, cache, width=width)
 
 
 @dataclass
@@ -208,6 +209,7 @@ class Context:
     seed: int
 
     def close(self) -> None:
+        self.evaluator.close()
         self.env.close()
         self.evaluator.agent.llm.close()
 
@@ -222,7 +224,7 @@ def open_context(
     temperature: float | None = None,
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
-    retrieval, cache_dir} — the config slices a rule passes as params."""
+    retrieval, cache_dir, engine} — the config slices a rule passes as params."""
     environment = make_environment(env["name"], env)
     evaluator = make_evaluator(
         backbone["name"],
@@ -234,6 +236,7 @@ def open_context(
         run.get("cache_dir"),
         threads,
         temperature,
+        run.get("engine", {}).get("episodes_in_flight", 1),
     )
     sets = task_sets(environment, env, run["seed"])
     return Context(evaluator, environment, sets, load_base_library(base_library, run), run["seed"])

@@ -12,15 +12,21 @@ import json
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import yaml
 
 from masa.agent import EpisodeResult
 from masa.llm.base import LLM, Message
-from masa.skills import LibraryFormatError, Skill
+from masa.skills import LibraryFormatError, Mistake, Skill
 
+T = TypeVar("T")
 EDIT_OPERATORS = ("delete", "swap", "add", "shorten", "expand")
+
+
+FALLBACK_ATTEMPT = 0  # the attempt number of a transcript entry that records a fallback, not a model call
 
 
 @dataclass
@@ -63,15 +69,7 @@ def skills_json(skills: list[Skill]) -> str:
 
 def parse_skill_list(reply: str, prefix: str) -> list[Skill]:
     """The first JSON array in ``reply`` as skills; raises LibraryFormatError with what was wrong."""
-    start = reply.find("[")
-    if start < 0:
-        raise LibraryFormatError("reply holds no JSON array")
-    try:
-        data, _ = json.JSONDecoder().raw_decode(reply[start:])
-    except json.JSONDecodeError as err:
-        raise LibraryFormatError(f"reply is not valid JSON: {err.msg} at char {err.pos}") from err
-    if not isinstance(data, list) or not data:
-        raise LibraryFormatError("reply is not a non-empty list of skills")
+    data = first_json_array(reply)
     skills = [Skill.from_dict(item, f"reply[{i}]") for i, item in enumerate(data)]
     for i, skill in enumerate(skills):  # ids are ours to assign: a reply cannot collide or smuggle paths
         skill.skill_id = f"{prefix}_{i + 1:03d}"
@@ -191,7 +189,13 @@ def apply_edit(
 
 @dataclass
 class LLMTeacher(Teacher):
-    """A prompted language model; JSON replies are validated, retried, then handed to the fallback."""
+    """A prompted language model, in two steps per edit: failure attribution, then rewriting.
+
+    Both steps answer in JSON of the library format (attribution: ``common_mistakes`` items; rewriting: skill
+    items), validated against it and retried up to ``retries`` times (the first attempt greedy, retries
+    sampled); when no attempt validates, the edit-operator teacher answers instead. Every attempt and every
+    fallback is kept in ``transcript``.
+    """
 
     llm: LLM
     fallback: EditTeacher
@@ -200,25 +204,65 @@ class LLMTeacher(Teacher):
     temperature: float = 0.7  # for retries; the first attempt is greedy
     transcript: list[TeacherCall] = field(default_factory=list)
     fallbacks: int = 0
+    frozen_general: list[Skill] = field(default_factory=list)  # shown to Stage 2 rewrites, never edited there
+
+    @property
+    def analysis_tokens(self) -> int:
+        """Reply length for attribution and weaknesses: two or three short JSON items, decode-bound on a CPU."""
+        return min(self.max_new_tokens, 160)
+
+    def _ask(
+        self, step: str, prompt: str, parse: Callable[[str], T], prefill: str, seed: int, tokens: int
+    ) -> T | None:
+        """The first reply that ``parse`` accepts, or None after 1 + ``retries`` attempts."""
+        for attempt in range(1 + self.retries):
+            reply = self.llm.generate(
+                [[Message("system", TEACHER_ROLE), Message("user", prompt)]],
+                tokens,
+                temperature=0.0 if attempt == 0 else self.temperature,
+                seed=seed + attempt,
+                prefill=prefill,
+            )[0].text
+            try:
+                value = parse(reply)
+            except LibraryFormatError as err:
+                self.transcript.append(TeacherCall(step, prompt, reply, False, attempt + 1, str(err)))
+                continue
+            self.transcript.append(TeacherCall(step, prompt, reply, True, attempt + 1))
+            return value
+        return None
+
+    def _fell_back(self, step: str, output: str) -> None:
+        self.fallbacks += 1
+        self.transcript.append(
+            TeacherCall(step, "", output, True, FALLBACK_ATTEMPT, "fallback: edit teacher")
+        )
 
     def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
-        digest = "\n".join(f"- {describe_failure(e)}" for e in episodes[:6])
+        digest = "\n".join(f"- {describe_failure(e)}" for e in episodes[:6]) or "- no episodes"
         prompt = WEAKNESS_PROMPT.format(card=card_text(card), episodes=digest)
-        reply = self.llm.generate([[Message("system", TEACHER_ROLE), Message("user", prompt)]], 120)[0].text
-        lines = [ln.strip("-*• ").strip() for ln in reply.splitlines() if len(ln.strip("-*• ").strip()) > 8][
-            :4
-        ]
-        self.transcript.append(TeacherCall("weaknesses", prompt, reply, bool(lines), 1))
+        found = self._ask("weaknesses", prompt, parse_string_list, '["', 0, self.analysis_tokens)
+        measured = self.fallback.weaknesses(card, episodes)
+        if found is None:
+            self._fell_back("weaknesses", json.dumps(measured))
+            return measured
         # The measured digest is always kept: a tiny teacher's summary may be vague, the numbers are not.
-        return lines + self.fallback.weaknesses(card, episodes)
+        return found[:4] + [m for m in measured if m not in found]
 
     def attribute(self, failures: list[EpisodeResult], scope: str) -> str:
         digest = "\n".join(f"- {describe_failure(e)}" for e in failures[:4]) or "- no failures"
-        prompt = ATTRIBUTE_PROMPT.format(scope=scope, failures=digest)
-        reply = self.llm.generate([[Message("system", TEACHER_ROLE), Message("user", prompt)]], 120)[0].text
-        analysis = " ".join(reply.split()) or digest
-        self.transcript.append(TeacherCall("attribute", prompt, reply, bool(reply.strip()), 1))
-        return f"{analysis}\nObserved: {digest}"
+        focus = GENERAL_FOCUS if scope == "general" else TASK_FOCUS.format(scope=scope)
+        prompt = ATTRIBUTE_PROMPT.format(scope=scope, focus=focus, failures=digest)
+        mistakes = self._ask(
+            "attribute", prompt, parse_mistake_list, '[{"mistake_id": "', 0, self.analysis_tokens
+        )
+        if mistakes is None:
+            self._fell_back("attribute", digest)
+            return f"Observed: {digest}"
+        found = "\n".join(
+            f"- {m.description} (why: {m.why_it_happens}; instead: {m.how_to_avoid})" for m in mistakes
+        )
+        return f"{found}\nObserved:\n{digest}"
 
     def rewrite(
         self,
@@ -230,32 +274,65 @@ class LLMTeacher(Teacher):
         seed: int,
     ) -> Rewrite:
         best = "\n".join(f"reward {r:.3f}: {skills_json(s)}" for s, r in history) or "(none yet)"
+        frozen = ""
+        if scope != "general" and self.frozen_general:
+            frozen = FROZEN_SECTION.format(general=skills_json(self.frozen_general))
         prompt = REWRITE_PROMPT.format(
-            card=card_text(card), scope=scope, skills=skills_json(skills), analysis=analysis, history=best
+            card=card_text(card),
+            scope=scope,
+            skills=skills_json(skills),
+            analysis=analysis,
+            history=best,
+            frozen=frozen,
         )
         prefix = "gen" if scope == "general" else scope.replace("-", "_")[:24]
-        original = skills_json(skills)
-        for attempt in range(1 + self.retries):
-            reply = self.llm.generate(
-                [[Message("system", TEACHER_ROLE), Message("user", prompt)]],
-                self.max_new_tokens,
-                temperature=0.0 if attempt == 0 else self.temperature,
-                seed=seed + attempt,
-                prefill='[{"skill_id": "',
-            )[0].text
-            try:
-                revised = parse_skill_list(reply, prefix)
-                if [s.principle for s in revised] == [s.principle for s in skills]:
-                    raise LibraryFormatError("reply repeats the input skills unchanged")
-                if len(skills_json(revised)) > 4 * len(original) + 400:
-                    raise LibraryFormatError("reply is far longer than the input (runaway generation)")
-            except LibraryFormatError as err:
-                self.transcript.append(TeacherCall("rewrite", prompt, reply, False, attempt + 1, str(err)))
-                continue
-            self.transcript.append(TeacherCall("rewrite", prompt, reply, True, attempt + 1))
+        limit = 4 * len(skills_json(skills)) + 400
+
+        def parse(reply: str) -> list[Skill]:
+            revised = parse_skill_list(reply, prefix)
+            if [s.principle for s in revised] == [s.principle for s in skills]:
+                raise LibraryFormatError("reply repeats the input skills unchanged")
+            if len(skills_json(revised)) > limit:
+                raise LibraryFormatError("reply is far longer than the input (runaway generation)")
+            return revised
+
+        revised = self._ask("rewrite", prompt, parse, '[{"skill_id": "', seed, self.max_new_tokens)
+        if revised is not None:
             return Rewrite(revised, "llm")
-        self.fallbacks += 1
-        return self.fallback.rewrite(skills, scope, analysis, card, history, seed)
+        result = self.fallback.rewrite(skills, scope, analysis, card, history, seed)
+        self._fell_back("rewrite", f"{result.source}: {skills_json(result.skills)}")
+        return result
+
+
+def first_json_array(reply: str) -> list:
+    start = reply.find("[")
+    if start < 0:
+        raise LibraryFormatError("reply holds no JSON array")
+    try:
+        data, _ = json.JSONDecoder().raw_decode(reply[start:])
+    except json.JSONDecodeError as err:
+        raise LibraryFormatError(f"reply is not valid JSON: {err.msg} at char {err.pos}") from err
+    if not isinstance(data, list) or not data:
+        raise LibraryFormatError("reply is not a non-empty JSON list")
+    return data
+
+
+def parse_string_list(reply: str) -> list[str]:
+    """A JSON list of short non-empty strings (the weaknesses step)."""
+    items = first_json_array(reply)
+    if not all(isinstance(i, str) and 8 <= len(i.strip()) <= 300 for i in items):
+        raise LibraryFormatError("every item must be a string of 8 to 300 characters")
+    return [" ".join(i.split()) for i in items]
+
+
+def parse_mistake_list(reply: str) -> list[Mistake]:
+    """A JSON list of ``common_mistakes`` items, each with a description and how to avoid it."""
+    mistakes = [Mistake.from_dict(item, f"reply[{i}]") for i, item in enumerate(first_json_array(reply))]
+    for i, mistake in enumerate(mistakes):
+        if not mistake.description.strip() or not mistake.how_to_avoid.strip():
+            raise LibraryFormatError(f"reply[{i}] needs a non-empty description and how_to_avoid")
+        mistake.mistake_id = f"err_{i + 1:03d}"
+    return mistakes
 
 
 def transcript_records(calls: list[TeacherCall]) -> list[dict]:
@@ -271,17 +348,28 @@ Model card:
 Episodes:
 {episodes}
 
-List at most three weaknesses of this model as an agent, one per line, starting with "-"."""
+List at most three weaknesses of this model as an agent, as a JSON list of strings.
+Output only the JSON list."""
+
+GENERAL_FOCUS = "Name general behavioural deficiencies (how the agent acts), not the procedure of any task."
+TASK_FOCUS = "Name what the agent does wrong on {scope} tasks specifically."
 
 ATTRIBUTE_PROMPT = """These episodes failed (scope: {scope}).
 {failures}
 
-In two sentences, name the behavioural deficiency that caused the failures (not the task procedure)."""
+{focus}
+Answer as a JSON list of objects with keys "mistake_id", "description", "why_it_happens", "how_to_avoid".
+Output only the JSON list."""
+
+FROZEN_SECTION = """
+General skills the agent also follows (fixed; do not repeat them):
+{general}
+"""
 
 REWRITE_PROMPT = """Improve the agent's {scope} skills for the model described by this card.
 Model card:
 {card}
-
+{frozen}
 Current skills (JSON list):
 {skills}
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from masa.budget import Budget, Cost
 from masa.candidates import Candidate, load_checkpoint, save_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
@@ -27,12 +29,17 @@ class UCBConfig:
     iterations: int = 10  # J
     exploration: float = 1.4  # C
     max_children: int = 3
+    budget: Budget | dict[str, Any] = field(default_factory=Budget)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "budget", Budget.from_config(self.budget))
 
 
 @dataclass
 class TreeResult:
     best: Candidate
     nodes: list[Candidate]
+    stopped_by: str = "iterations"  # or "budget: ..." (what ran out)
 
 
 def ucb1(node: Candidate, parent_visits: int, exploration: float) -> float:
@@ -101,6 +108,12 @@ def search_task_skills(
         save_checkpoint(checkpoint, nodes_list, state, teacher.transcript)
     nodes = {n.node_id: n for n in nodes_list}
     while state["iteration"] < config.iterations:
+        spent = config.budget.exhausted(Cost.of([n.summary for n in nodes.values()]))
+        if spent:
+            log.info("stage2 %s stops before iteration %d: %s", category, state["iteration"] + 1, spent)
+            state["stopped_by"] = spent
+            save_checkpoint(checkpoint, list(nodes.values()), state, teacher.transcript)
+            break
         iteration = state["iteration"] + 1
         parent = select(nodes, "t0", config)
         skills = parent.library.task_specific_skills.get(category, [])
@@ -145,4 +158,4 @@ def search_task_skills(
     ordered = list(nodes.values())
     best = best_node(ordered)
     best.accepted = True
-    return TreeResult(best, ordered)
+    return TreeResult(best, ordered, state.get("stopped_by", "iterations"))

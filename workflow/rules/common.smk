@@ -17,6 +17,7 @@ RUN = {
     "retrieval": config["skills"]["retrieval"],
     "cache_dir": config["cache_dir"],
     "max_skill_chars": config["skills"]["max_skill_chars"],
+    "engine": config.get("engine", {}),
 }
 
 

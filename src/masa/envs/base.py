@@ -83,5 +83,10 @@ class Environment(ABC):
     def step(self, action: str) -> StepOutcome:
         """Apply one action to the running episode."""
 
+    def spawn(self) -> Environment | None:
+        """A fresh environment with the same settings, so the batched engine can play episodes side by side;
+        None when this environment cannot be copied (the engine then plays one episode at a time)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release simulator resources (a JVM, a game process)."""

@@ -546,6 +546,20 @@ class ScienceWorld(Environment):
                     os.environ["JAVA_TOOL_OPTIONS"] = previous
         return self._env.server
 
+    def spawn(self) -> ScienceWorld:
+        """Same tasks and settings; its own JVM starts on its first reset. The split table is shared."""
+        twin = ScienceWorld(
+            self.tasks,
+            self.max_steps,
+            self.simplifications,
+            self.builder.max_candidates,
+            self.heap_mb,
+            self.builder.focus_guard,
+            self.seed,
+        )
+        twin._splits = self._splits
+        return twin
+
     def close(self) -> None:
         env, self._env, self._episode = self._env, None, None
         if env is not None:

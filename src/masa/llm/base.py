@@ -46,6 +46,24 @@ class Message:
     content: str
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One episode's step for ``LLM.score_many``: its prompt and the actions to rank.
+
+    ``session`` names the episode, so a backend can keep the KV cache of its last prompt for the next step.
+    """
+
+    conversation: list[Message]
+    candidates: tuple[str, ...]
+    session: str = ""
+
+
+@dataclass(frozen=True)
+class Scored:
+    scores: list[float]
+    prompt_tokens: int
+
+
 @dataclass
 class LLM(ABC):
     """A language model backend. ``name`` labels it in logs and records."""
@@ -71,6 +89,21 @@ class LLM(ABC):
 
         The mean, not the sum: the sum favours the shortest actions (models.md measured 1/10 vs 5/10).
         """
+
+    def score_many(self, requests: list[ScoreRequest], prefill: str = "") -> list[Scored]:
+        """``score`` for many episodes' steps at once (the batched engine's one call per lockstep step).
+
+        This default scores them one by one; backends that can batch override it with the same results.
+        """
+        out = []
+        for request in requests:
+            before = self.usage.prompt_tokens
+            scores = self.score(request.conversation, list(request.candidates), prefill)
+            out.append(Scored(scores, self.usage.prompt_tokens - before))
+        return out
+
+    def end_session(self, session: str) -> None:  # noqa: B027 - optional hook
+        """The episode ``session`` is over; a backend may drop what it kept for it."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine resources; backends that hold none need not override it."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from masa.llm.base import LLM, Generation, Message
+from masa.llm.base import LLM, Generation, Message, Scored, ScoreRequest
 
 SCORE_CHUNK = 16  # candidates per batched forward pass; bounds memory with 262k-token vocabularies
+BATCH_ROWS = 8  # episodes per forward pass in score_many
 
 
 def plain_chat_prompt(conversation: list[Message], bos: str = "") -> str:
@@ -39,6 +41,10 @@ class TransformersLLM(LLM):
     _last_prefix: list[int] | None = field(default=None, repr=False)
     _last_cache: Any = field(default=None, repr=False)
     reused_prefix_tokens: int = 0  # prompt tokens served from the previous call's KV cache
+    batch_rows: int = BATCH_ROWS
+    _sessions: OrderedDict[str, _Prefix] = field(default_factory=OrderedDict, repr=False)
+    forward_passes: int = 0  # model forward calls made by score_many (one per chunk of rows)
+    _own_caches: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         import torch
@@ -158,6 +164,147 @@ class TransformersLLM(LLM):
         self._last_prefix, self._last_cache = prefix, out.past_key_values
         return out.past_key_values, out.logits[0, -1]
 
+    # --- batched scoring (the engine) ----------------------------------------------------------------------------
+    def packs_candidates(self) -> bool:
+        """Whether candidates can share one row under a custom attention mask: every layer must attend to
+        the full context (no sliding window, whose mask the model would build itself) and logits must be the
+        plain output layer (no soft-capping)."""
+        config = self._model.config.get_text_config()
+        layer_types = getattr(config, "layer_types", None) or ["full_attention"]
+        return all(t == "full_attention" for t in layer_types) and not getattr(
+            config, "final_logit_softcapping", None
+        )
+
+    def score_many(self, requests: list[ScoreRequest], prefill: str = "") -> list[Scored]:
+        """Score many episodes' steps in few forward passes, with the same scores as ``score``.
+
+        Each row of a pass is one episode: the part of its prompt not yet in a KV cache, then every candidate
+        action, each candidate attending to the prompt and to itself only (a block-causal mask). The prompt's
+        cache is the longest common prefix among the kept prompts: the episode's own last step (role, task,
+        skills and older history stay) or, for a new episode, any other episode's (role and skills shared).
+        The output layer runs only where a candidate token is predicted.
+        """
+        if not self.packs_candidates():
+            return self._score_each(requests, prefill)
+        import torch
+
+        prompts = [self._encode(self.chat_prompt(r.conversation, prefill)) for r in requests]
+        encoded = [[self._encode(c) or [self._tok.eos_token_id] for c in r.candidates] for r in requests]
+        out: list[Scored] = []
+        with torch.inference_mode():
+            for start in range(0, len(requests), self.batch_rows):
+                stop = start + self.batch_rows
+                rows = [
+                    _Row(r.session, p, c, *self._seed(p))
+                    for r, p, c in zip(
+                        requests[start:stop], prompts[start:stop], encoded[start:stop], strict=True
+                    )
+                ]
+                for row, scores in zip(rows, self._score_rows(rows), strict=True):
+                    out.append(Scored(scores, len(row.prompt) + sum(len(c) for c in row.candidates)))
+        while len(self._sessions) > 2 * max(len(requests), self.batch_rows):  # finished episodes go first
+            self._sessions.popitem(last=False)
+        self.usage.add(calls=len(requests), prompt_tokens=sum(s.prompt_tokens for s in out))
+        return out
+
+    def _score_each(self, requests: list[ScoreRequest], prefill: str) -> list[Scored]:
+        """``score`` request by request, each episode resuming from its own last prompt's cache (episodes in
+        lockstep alternate, so the single previous-prompt cache of ``score`` would serve none of them)."""
+        out = []
+        for request in requests:
+            self._last_prefix, self._last_cache = self._own_caches.pop(request.session, (None, None))
+            before = self.usage.prompt_tokens
+            scores = self.score(request.conversation, list(request.candidates), prefill)
+            self._own_caches[request.session] = (self._last_prefix, self._last_cache)
+            out.append(Scored(scores, self.usage.prompt_tokens - before))
+        self._last_prefix = self._last_cache = None
+        return out
+
+    def end_session(self, session: str) -> None:
+        """A finished episode's cache stays as a seed for new episodes until newer ones push it out (the
+        one-by-one path keeps none: its caches cannot be shared)."""
+        self._own_caches.pop(session, None)
+        if session in self._sessions:
+            self._sessions.move_to_end(session, last=False)
+
+    def _seed(self, prompt: list[int]) -> tuple[_Prefix | None, int]:
+        """The kept prompt sharing the longest beginning with ``prompt``, and how many tokens it gives
+        (always leaving at least the last prompt token to compute, whose logits predict the first action
+        token)."""
+        best, keep = None, 0
+        for entry in self._sessions.values():
+            shared = common_prefix(entry.tokens, prompt, len(prompt) - 1)
+            if shared > keep:
+                best, keep = entry, shared
+        self.reused_prefix_tokens += keep
+        return best, keep
+
+    def _score_rows(self, rows: list[_Row]) -> list[list[float]]:
+        import torch
+        from transformers import DynamicCache
+
+        past_len = max(r.keep for r in rows)
+        layout = [r.layout() for r in rows]
+        width = max(len(ids) for ids, _, _ in layout)
+        pad = self._tok.pad_token_id
+        ids = torch.tensor([i + [pad] * (width - len(i)) for i, _, _ in layout], device=self.device)
+        positions = torch.tensor([p + [0] * (width - len(p)) for _, p, _ in layout], device=self.device)
+        segments = torch.tensor([s + [-1] * (width - len(s)) for _, _, s in layout], device=self.device)
+        keeps = torch.tensor([r.keep for r in rows], device=self.device)
+        allowed = block_causal_mask(segments, keeps, past_len)
+        dtype = self._model.dtype  # an additive mask suits every attention implementation (eager, sdpa)
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(
+            ~allowed, torch.finfo(dtype).min
+        )
+        cache = None
+        if past_len:
+            layers = []
+            for layer in range(len(rows[0].seed_layers())):
+                keys, values = [], []
+                for row in rows:
+                    k, v = row.seed_layers()[layer]
+                    lead = past_len - row.keep
+                    keys.append(torch.nn.functional.pad(k[:, : row.keep], (0, 0, lead, 0)))
+                    values.append(torch.nn.functional.pad(v[:, : row.keep], (0, 0, lead, 0)))
+                layers.append((torch.stack(keys), torch.stack(values)))
+            cache = DynamicCache(ddp_cache_data=layers)
+        hidden = self._model.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        )
+        self.forward_passes += 1
+        # Where each candidate token is predicted: the last prompt token, then the candidate's own tokens.
+        picks: list[tuple[int, int, int, int]] = []  # row, query position, target token, candidate index
+        for r, row in enumerate(rows):
+            prompt_end = offset = len(row.prompt) - row.keep
+            for c, cand in enumerate(row.candidates):
+                sources = [prompt_end - 1] + [offset + k for k in range(len(cand) - 1)]
+                picks += [(r, q, t, c) for q, t in zip(sources, cand, strict=True)]
+                offset += len(cand)
+        where = torch.tensor([(r, q) for r, q, _, _ in picks], device=self.device)
+        states = hidden.last_hidden_state[where[:, 0], where[:, 1]]
+        logprobs = torch.log_softmax(self._model.lm_head(states).float(), dim=-1)
+        targets = torch.tensor([t for _, _, t, _ in picks], device=self.device)
+        chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).tolist()
+        sums = [[0.0] * len(row.candidates) for row in rows]
+        for (r, _, _, c), value in zip(picks, chosen, strict=True):
+            sums[r][c] += value
+        self._keep_prompts(rows, hidden.past_key_values, past_len)
+        return [
+            [total / len(cand) for total, cand in zip(sums[r], row.candidates, strict=True)]
+            for r, row in enumerate(rows)
+        ]
+
+    def _keep_prompts(self, rows: list[_Row], cache: Any, past_len: int) -> None:
+        """Keep each row's prompt (not its candidates) as its session's cache, in a bounded LRU."""
+        for r, row in enumerate(rows):
+            start, stop = past_len - row.keep, past_len + len(row.prompt) - row.keep
+            layers = [
+                (layer.keys[r, :, start:stop].clone(), layer.values[r, :, start:stop].clone())
+                for layer in cache.layers
+            ]
+            self._sessions[row.session] = _Prefix(row.prompt, layers)
+            self._sessions.move_to_end(row.session)
+
     def _score_chunk(
         self, cache: Any, prefix_len: int, first_logprobs: Any, chunk: list[list[int]]
     ) -> list[float]:
@@ -186,3 +333,63 @@ class TransformersLLM(LLM):
             follow = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) * valid[:, 1:]
             totals = totals + follow.sum(-1)
         return (totals / valid.sum(-1)).tolist()
+
+
+@dataclass
+class _Prefix:
+    """A kept prompt and its KV cache, one (keys, values) pair per layer, each [heads, tokens, head_dim]."""
+
+    tokens: list[int]
+    layers: list[tuple[Any, Any]]
+
+
+@dataclass
+class _Row:
+    """One episode in a ``score_many`` pass: its prompt, its candidates' tokens, and the cache it starts from."""
+
+    session: str
+    prompt: list[int]
+    candidates: list[list[int]]
+    seed: _Prefix | None
+    keep: int
+
+    def seed_layers(self) -> list[tuple[Any, Any]]:
+        return self.seed.layers if self.seed is not None else []
+
+    def layout(self) -> tuple[list[int], list[int], list[int]]:
+        """Token ids, positions and segments (0 = prompt, c + 1 = candidate c) of the row's new tokens.
+        Every candidate starts at the position right after the prompt."""
+        ids = list(self.prompt[self.keep :])
+        positions = list(range(self.keep, len(self.prompt)))
+        segments = [0] * len(ids)
+        for c, cand in enumerate(self.candidates):
+            ids += cand
+            positions += range(len(self.prompt), len(self.prompt) + len(cand))
+            segments += [c + 1] * len(cand)
+        return ids, positions, segments
+
+
+def common_prefix(a: list[int], b: list[int], limit: int) -> int:
+    """Length of the common beginning of ``a`` and ``b``, at most ``limit``."""
+    n = min(len(a), len(b), limit)
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def block_causal_mask(segments: Any, keeps: Any, past_len: int) -> Any:
+    """Boolean [rows, 1, new, past + new] mask: prompt tokens attend causally to the row's cached prefix and
+    earlier prompt tokens; a candidate's tokens attend to the prompt and causally to their own candidate, never
+    to another candidate. Padding queries attend only to themselves (no empty softmax rows)."""
+    import torch
+
+    rows, width = segments.shape
+    index = torch.arange(width, device=segments.device)
+    seg_q, seg_k = segments[:, :, None], segments[:, None, :]
+    causal = index[None, :, None] >= index[None, None, :]
+    new = causal & (seg_k >= 0) & (seg_q >= 0) & ((seg_k == 0) | (seg_k == seg_q))
+    new |= torch.eye(width, dtype=torch.bool, device=segments.device)[None] & (seg_q < 0)
+    past = torch.arange(past_len, device=segments.device)[None, None, :] >= (past_len - keeps)[:, None, None]
+    past = past.expand(rows, width, past_len) & (seg_q >= 0)
+    return torch.cat([past, new], dim=-1)[:, None]

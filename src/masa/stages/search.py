@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
-from masa.candidates import save_candidates
+from masa.budget import Cost
+from masa.candidates import Candidate, save_candidates
 from masa.card import build_card, load_card
 from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.io import atomic_write_text, write_json, write_yaml
@@ -15,7 +17,7 @@ from masa.replies import log_rejections, teacher_record
 from masa.rollout import episode_to_dict
 from masa.runtime import make_teacher, open_context
 from masa.skills import SkillLibrary
-from masa.teacher import Teacher, transcript_records
+from masa.teacher import LLMTeacher, Teacher, transcript_records
 from masa.ucb import UCBConfig, search_task_skills
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,20 @@ def write_transcript(path: str | Path, teacher: Teacher) -> None:
     """Every teacher prompt and reply, one JSON object per line, next to the stage output."""
     lines = [json.dumps(r, ensure_ascii=False) for r in transcript_records(teacher.transcript)]
     atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+
+
+def stage_record(
+    candidates: list[Candidate], teacher: Teacher, started: float, **state: Any
+) -> dict[str, Any]:
+    """The stage's own record beside its candidates: the loop's final state, what its rollouts cost (cache
+    hits counted apart, as free), the teacher's model usage, and the stage's wall-clock seconds."""
+    teacher_usage = teacher.llm.usage.as_dict() if isinstance(teacher, LLMTeacher) else {}
+    return {
+        **state,
+        "cost": Cost.of([c.summary for c in candidates]).as_dict(),
+        "teacher_usage": {**teacher_usage, "fallbacks": getattr(teacher, "fallbacks", 0)},
+        "wall_seconds": time.perf_counter() - started,
+    }
 
 
 def build_model_profile(
@@ -44,6 +60,7 @@ def build_model_profile(
     rollouts on the environment's dev split (disjoint from search and evaluation, checked in TaskSets)."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     try:
+        ctx.tasks.check_disjoint()  # the card must not have seen any instance a search or evaluation plays
         evaluation = ctx.evaluator.run(ctx.base, ctx.tasks.profile, label=f"{backbone['name']} profile")
     finally:
         ctx.close()
@@ -59,6 +76,10 @@ def build_model_profile(
         {
             "summary": evaluation.summary.as_dict(),
             "tasks": [t.key for t in ctx.tasks.profile],
+            "disjoint_from": {
+                "search": sum(len(ts) for ts in ctx.tasks.search.values()),
+                "evaluation": sum(len(ts) for ts in ctx.tasks.evaluation.values()),
+            },
             "episodes": [episode_to_dict(e) for e in evaluation.episodes],
             "teacher": teacher_record(teacher),
         },
@@ -90,6 +111,7 @@ def climb(
     threads: int | None = None,
 ) -> None:
     """Stage 1 on the search instances of every non-held-out category."""
+    started = time.perf_counter()
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
     suite = [t for c in searched_categories(ctx.env.categories(), heldout) for t in ctx.tasks.search[c]]
@@ -108,7 +130,14 @@ def climb(
     save_candidates(
         candidates_path,
         result.candidates,
-        {"best": result.best.node_id, "stopped_by": result.stopped_by, "teacher": teacher_record(teacher)},
+        stage_record(
+            result.candidates,
+            teacher,
+            started,
+            best=result.best.node_id,
+            stopped_by=result.stopped_by,
+            teacher=teacher_record(teacher),
+        ),
     )
     log_rejections(f"{backbone['name']} stage 1", teacher.transcript)
     write_transcript(transcript_path, teacher)
@@ -135,14 +164,18 @@ def search_category(
     threads: int | None = None,
 ) -> None:
     """Stage 2 for one category, with Stage 1's general skills frozen."""
+    started = time.perf_counter()
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
     if category not in ctx.tasks.search:
         raise ValueError(f"category {category!r} is not a task of {env['name']}: {sorted(ctx.tasks.search)}")
     suite = ctx.tasks.search[category]
+    frozen = SkillLibrary.load(general_library)
+    if isinstance(teacher, LLMTeacher):
+        teacher.frozen_general = frozen.general_skills
     try:
         result = search_task_skills(
-            SkillLibrary.load(general_library),
+            frozen,
             category,
             lambda lib, label: ctx.evaluator.run(lib, suite, label=label),
             teacher,
@@ -154,7 +187,16 @@ def search_category(
     finally:
         ctx.close()
     save_candidates(
-        tree_path, result.nodes, {"best": result.best.node_id, "teacher": teacher_record(teacher)}
+        tree_path,
+        result.nodes,
+        stage_record(
+            result.nodes,
+            teacher,
+            started,
+            best=result.best.node_id,
+            stopped_by=result.stopped_by,
+            teacher=teacher_record(teacher),
+        ),
     )
     log_rejections(f"{backbone['name']} stage 2 {category}", teacher.transcript)
     write_transcript(transcript_path, teacher)
