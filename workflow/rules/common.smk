@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 from masa.config import validate_config
+from masa.gpus import model_gpus, rewriter_gpus, search_job_gpus
 
 validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
@@ -89,3 +90,15 @@ METHOD_LIBRARIES = {
 def method_library(wildcards):
     path = METHOD_LIBRARIES[wildcards.method]
     return {"library": path.format(**wildcards)} if path else {}
+
+
+# GPUs per job (the `gpu` resource: SLURM's --gpus); 0 everywhere in the CPU default.
+def backbone_gpus(wildcards):
+    return model_gpus(config["backbones"][wildcards.backbone]["model"])
+
+
+def search_gpus(wildcards):
+    return search_job_gpus(config["backbones"][wildcards.backbone], config["teacher"])
+
+
+REWRITER_GPUS = rewriter_gpus(config["rewriter"])
