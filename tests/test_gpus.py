@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from masa.config import ConfigError, validate_config
-from masa.gpus import model_gpus, rewriter_gpus, search_job_gpus
+from masa.gpus import model_gpus, search_job_gpus
 
 VLLM = {"backend": "vllm", "path": "Qwen/Qwen3-8B", "tensor_parallel_size": 2, "gpus": 2}
 SERVED = {"backend": "openai", "model": "teacher", "base_url": "http://127.0.0.1:8000/v1"}
@@ -26,12 +26,6 @@ def test_a_search_job_holds_the_backbone_and_an_in_process_teacher():
     assert search_job_gpus(backbone, {"kind": "llm", "model": SERVED}) == 2
     assert search_job_gpus(backbone, {"kind": "llm", "model": {**VLLM, "gpus": 1}}) == 3
     assert search_job_gpus(backbone, {"kind": "edit"}) == 2
-
-
-def test_rewriter_gpus_default_to_one_for_full_fine_tuning():
-    assert rewriter_gpus({"method": "full"}) == 1
-    assert rewriter_gpus({"method": "lora"}) == 0
-    assert rewriter_gpus({"method": "full", "gpus": 4}) == 4
 
 
 @pytest.mark.parametrize(

@@ -27,13 +27,6 @@ def search_job_gpus(backbone: dict[str, Any], teacher: dict[str, Any]) -> int:
     return model_gpus(backbone["model"]) + teacher_gpus(teacher)
 
 
-def rewriter_gpus(rewriter: dict[str, Any]) -> int:
-    """Training and applying the rewriter: the configured count, else one GPU for full fine-tuning."""
-    if "gpus" in rewriter:
-        return int(rewriter["gpus"])
-    return 1 if rewriter.get("method") == "full" else 0
-
-
 def gpu_problems(where: str, spec: dict[str, Any]) -> list[str]:
     """A vLLM engine shards over ``tensor_parallel_size`` GPUs, so asking for fewer cannot start it."""
     gpus, shards = model_gpus(spec), int(spec.get("tensor_parallel_size", 1))

@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 from masa.config import validate_config
-from masa.gpus import model_gpus, rewriter_gpus, search_job_gpus
+from masa.gpus import model_gpus, search_job_gpus
 
 validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
@@ -99,6 +99,3 @@ def backbone_gpus(wildcards):
 
 def search_gpus(wildcards):
     return search_job_gpus(config["backbones"][wildcards.backbone], config["teacher"])
-
-
-REWRITER_GPUS = rewriter_gpus(config["rewriter"])

@@ -51,7 +51,7 @@ rule train_rewriter:
         "../../envs/masa.yaml"
     threads: 2
     resources:
-        gpu=REWRITER_GPUS,
+        gpu=1 if config["rewriter"]["method"] == "full" else 0,
     params:
         training=config["rewriter"],
         seed=config["seed"],
@@ -75,8 +75,6 @@ rule apply_rewriter:
     conda:
         "../../envs/masa.yaml"
     threads: 1
-    resources:
-        gpu=REWRITER_GPUS,
     params:
         env=lambda wildcards: wildcards.env,
         categories=lambda wildcards: categories(wildcards.env),
