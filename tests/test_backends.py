@@ -247,3 +247,16 @@ def test_load_llm_passes_engine_settings_from_the_config(monkeypatch):
     assert seen["template"] == {"enable_thinking": False}
     served = load_llm({"backend": "openai", "base_url": "u", "model": "m", "max_retries": 7}, None, "t")
     assert served.max_retries == 7
+
+
+def test_chat_template_arguments_reach_the_transformers_template(smollm2_dir):
+    """Qwen3's template reads `enable_thinking`; a template that does the same shows the switch arrives."""
+    from masa.llm.transformers_backend import TransformersLLM
+
+    template = "{% if enable_thinking is defined and not enable_thinking %}<no-think>{% endif %}{{ messages[-1].content }}"
+    prompts = []
+    for kwargs in ({}, {"enable_thinking": False}):
+        llm = TransformersLLM(name="s", path=str(smollm2_dir), chat_template_kwargs=kwargs)
+        llm._tok.chat_template = template
+        prompts.append(llm.chat_prompt(CONV))
+    assert prompts == [CONV[-1].content, "<no-think>" + CONV[-1].content]

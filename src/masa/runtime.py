@@ -54,7 +54,11 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
         if not path:
             raise ValueError(f"model '{name}': the transformers backend needs 'packaged' or 'path'")
         return TransformersLLM(
-            name=name, path=str(path), dtype=spec.get("dtype", "bfloat16"), threads=threads
+            name=name,
+            path=str(path),
+            dtype=spec.get("dtype", "bfloat16"),
+            threads=threads,
+            chat_template_kwargs=spec.get("chat_template_kwargs", {}),
         )
     if backend == "openai":
         from masa.llm.openai_backend import OpenAILLM
