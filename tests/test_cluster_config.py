@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -77,3 +78,14 @@ def test_slurm_profile_gives_each_rule_its_memory_and_runtime():
         first_attempt = eval(str(wanted["mem_mb"]), {"attempt": 1})
         assert {job["mem_mb"] for job in jobs[rule]} == {str(first_attempt)}, rule
         assert {job["runtime"] for job in jobs[rule]} == {str(wanted["runtime"])}, rule
+
+
+def test_the_slurm_plugin_submits_the_gpu_resource_as_gpus():
+    """The contract the rules rely on (plugin 2.8): `gpu: N` becomes `--gpus=N`, 0 adds nothing."""
+    utils = pytest.importorskip("snakemake_executor_plugin_slurm.utils", reason="pip install -e '.[slurm]'")
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    assert utils.set_gres_string(SimpleNamespace(resources=Resources(gpu=2))).strip() == "--gpus=2"
+    assert utils.set_gres_string(SimpleNamespace(resources=Resources(gpu=0))) == ""
