@@ -260,3 +260,11 @@ def test_chat_template_arguments_reach_the_transformers_template(smollm2_dir):
         llm._tok.chat_template = template
         prompts.append(llm.chat_prompt(CONV))
     assert prompts == [CONV[-1].content, "<no-think>" + CONV[-1].content]
+
+
+def test_openai_backend_names_a_missing_key_variable(server, monkeypatch):
+    monkeypatch.delenv("MISSING_KEY", raising=False)
+    llm = OpenAILLM(name="srv", base_url=server, model="m", api_key_env="MISSING_KEY")
+    with pytest.raises(ServerError, match="api_key_env names MISSING_KEY, which is not set"):
+        llm.generate([CONV], max_new_tokens=8)
+    assert ScriptedServer.requests == []

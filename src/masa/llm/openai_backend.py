@@ -43,8 +43,16 @@ class OpenAILLM(LLM):
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. Qwen3's enable_thinking
 
     def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        if not self.api_key_env:
+            return {}
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            # Fail before the request: a server's 401 would not say which variable is missing.
+            raise ServerError(
+                f"model server {self.base_url}: api_key_env names {self.api_key_env}, which is not set; "
+                f"export {self.api_key_env}=<key> (or remove api_key_env for a server without keys)"
+            )
+        return {"Authorization": f"Bearer {key}"}
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url.rstrip("/") + "/chat/completions"
