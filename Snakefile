@@ -13,7 +13,11 @@ from snakemake.utils import min_version
 min_version("9.12")
 
 
-configfile: "config/config.yaml"
+# A --configfile is a whole experiment (config/paper.yaml): it replaces the embedded default instead of being
+# merged into it, which would add the default's backbones to the experiment's. --config alone edits the default.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

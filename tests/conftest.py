@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -35,3 +39,34 @@ def smollm2_dir() -> Path:
 @pytest.fixture(scope="session")
 def gemma_dir() -> Path:
     return packaged_model_dir("gemma3-270m")
+
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def tiny_workdir(work: Path, model_dir: Path) -> Path:
+    """A scratch working directory for the tiny DAG, as a user's clone would have it, with the converted
+    model symlinked in (run it with ``--rerun-triggers mtime`` so the link counts as built)."""
+    (work / "config").mkdir(parents=True)
+    config = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
+    config["cache_dir"] = None  # every episode really played
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(REPO / "resources" / "skills", work / "resources" / "skills")
+    (work / "resources" / "models").mkdir()
+    (work / "resources" / "models" / model_dir.name).symlink_to(model_dir)
+    return work
+
+
+@pytest.fixture(scope="session")
+def tiny_local_run(tmp_path_factory, smollm2_dir) -> Path:
+    """The tiny DAG run once locally; the workflow test reads it and the SLURM test compares against it."""
+    work = tiny_workdir(tmp_path_factory.mktemp("run"), smollm2_dir)
+    result = snakemake(work, "--rerun-triggers", "mtime")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return work

@@ -198,3 +198,73 @@ def test_reusing_the_previous_prompt_cache_gives_the_same_scores(model, request)
         assert w == pytest.approx(c, abs=0.05)  # bf16 kernels differ slightly with the split point
     if model == "smollm2_dir":
         assert warm.reused_prefix_tokens > 1000  # the shared prompt was not recomputed
+
+
+def test_backoff_doubles_up_to_its_cap():
+    from masa.llm.openai_backend import retry_delay
+
+    assert [retry_delay(a, 1.0, 5.0) for a in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_openai_backend_sends_chat_template_arguments(server):
+    llm = OpenAILLM(
+        name="srv", base_url=server, model="m", chat_template_kwargs={"enable_thinking": False}, backoff=0.01
+    )
+    llm.generate([CONV], max_new_tokens=8)
+    assert ScriptedServer.requests[-1]["body"]["chat_template_kwargs"] == {"enable_thinking": False}
+    OpenAILLM(name="srv", base_url=server, model="m").generate([CONV], max_new_tokens=8)
+    assert "chat_template_kwargs" not in ScriptedServer.requests[-1]["body"]
+
+
+def test_load_llm_passes_engine_settings_from_the_config(monkeypatch):
+    """Tensor parallelism and Qwen3's non-thinking switch reach vLLM's engine and chat template."""
+    seen = {}
+
+    class Tokenizer:
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt, **kwargs):
+            seen["template"] = kwargs
+            return "P"
+
+    class Engine:
+        def __init__(self, **kwargs):
+            seen["engine"] = kwargs
+
+        def get_tokenizer(self):
+            return Tokenizer()
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=Engine))
+    from masa.runtime import load_llm
+
+    spec = {
+        "backend": "vllm",
+        "path": "Qwen/Qwen3-14B",
+        "tensor_parallel_size": 2,
+        "chat_template_kwargs": {"enable_thinking": False},
+    }
+    llm = load_llm(spec, None, "qwen3-14b")
+    llm.chat_prompt(CONV)
+    assert seen["engine"] == {"model": "Qwen/Qwen3-14B", "tensor_parallel_size": 2, "dtype": "bfloat16"}
+    assert seen["template"] == {"enable_thinking": False}
+    served = load_llm({"backend": "openai", "base_url": "u", "model": "m", "max_retries": 7}, None, "t")
+    assert served.max_retries == 7
+
+
+def test_chat_template_arguments_reach_the_transformers_template(smollm2_dir):
+    """Qwen3's template reads `enable_thinking`; a template that does the same shows the switch arrives."""
+    from masa.llm.transformers_backend import TransformersLLM
+
+    template = "{% if enable_thinking is defined and not enable_thinking %}<no-think>{% endif %}{{ messages[-1].content }}"
+    prompts = []
+    for kwargs in ({}, {"enable_thinking": False}):
+        llm = TransformersLLM(name="s", path=str(smollm2_dir), chat_template_kwargs=kwargs)
+        llm._tok.chat_template = template
+        prompts.append(llm.chat_prompt(CONV))
+    assert prompts == [CONV[-1].content, "<no-think>" + CONV[-1].content]
+
+
+def test_openai_backend_names_a_missing_key_variable(server, monkeypatch):
+    monkeypatch.delenv("MISSING_KEY", raising=False)
+    llm = OpenAILLM(name="srv", base_url=server, model="m", api_key_env="MISSING_KEY")
+    with pytest.raises(ServerError, match="api_key_env names MISSING_KEY, which is not set"):
+        llm.generate([CONV], max_new_tokens=8)
+    assert ScriptedServer.requests == []

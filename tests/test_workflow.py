@@ -7,45 +7,20 @@ Runs Snakemake as a user would, in a scratch working directory, then checks what
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import snakemake
 
 pytestmark = pytest.mark.e2e
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), *args],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, smollm2_dir) -> Path:
-    work = tmp_path_factory.mktemp("run")
-    (work / "config").mkdir()
-    shutil.copy(REPO / "tests" / "config" / "tiny.yaml", work / "config" / "config.yaml")
-    shutil.copytree(REPO / "resources" / "skills", work / "resources" / "skills")
-    (work / "resources" / "models").mkdir()
-    (work / "resources" / "models" / smollm2_dir.name).symlink_to(smollm2_dir)
-    config = yaml.safe_load((work / "config" / "config.yaml").read_text())
-    config["cache_dir"] = None  # every episode really played
-    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    # mtime triggers: the symlinked model folder counts as built
-    result = snakemake(work, "--rerun-triggers", "mtime")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return work
+def workdir(tiny_local_run) -> Path:
+    return tiny_local_run
 
 
 def test_report_has_a_row_per_method_with_real_numbers(workdir):

@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from masa.gpus import gpu_problems
+
 
 class ConfigError(ValueError):
     pass
@@ -92,6 +94,10 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
                 f"backbones.{name}.agent.policy: 'score' needs log-probabilities a chat server does not give; "
                 "use policy: generate, or the transformers/vllm backend"
             )
+    for name, backbone in config["backbones"].items():
+        problems += gpu_problems(f"backbones.{name}.model", backbone["model"])
+    if "model" in config["teacher"]:
+        problems += gpu_problems("teacher.model", config["teacher"]["model"])
     categories = {t for env in config["environments"].values() for t in env.get("tasks", [])}
     for cat in config.get("rewriter", {}).get("heldout_categories", []):
         if cat not in categories:

@@ -56,7 +56,11 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
         if not path:
             raise ValueError(f"model '{name}': the transformers backend needs 'packaged' or 'path'")
         return TransformersLLM(
-            name=name, path=str(path), dtype=spec.get("dtype", "bfloat16"), threads=threads
+            name=name,
+            path=str(path),
+            dtype=spec.get("dtype", "bfloat16"),
+            threads=threads,
+            chat_template_kwargs=spec.get("chat_template_kwargs", {}),
         )
     if backend == "openai":
         from masa.llm.openai_backend import OpenAILLM
@@ -68,6 +72,8 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
             api_key_env=spec.get("api_key_env", ""),
             max_concurrency=spec.get("max_concurrency", 4),
             timeout=spec.get("timeout", 120.0),
+            max_retries=spec.get("max_retries", 4),
+            chat_template_kwargs=spec.get("chat_template_kwargs", {}),
         )
     if backend == "vllm":
         from masa.llm.vllm_backend import VLLMLLM
@@ -77,6 +83,7 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
             model=str(model_dir or spec.get("path") or spec["model"]),
             tensor_parallel_size=spec.get("tensor_parallel_size", 1),
             dtype=spec.get("dtype", "bfloat16"),
+            chat_template_kwargs=spec.get("chat_template_kwargs", {}),
         )
     raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm)")
 

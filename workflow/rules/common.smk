@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 from masa.config import validate_config
+from masa.gpus import model_gpus, search_job_gpus
 
 validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
@@ -99,6 +100,8 @@ def env_games(wildcards_or_env):
     if config["environments"][env].get("source") != "generated":
         return {}
     return {"games": f"resources/games/{env}/manifest.json"}
+
+
 # The rewriter's training backbones: the held-out ones never enter its training data.
 HELDOUT_BACKBONES = config["rewriter"]["heldout_backbones"]
 if set(HELDOUT_BACKBONES) - set(BACKBONES):
@@ -118,3 +121,12 @@ def teacher_rewrites(wildcards):
         b: f"results/{b}/{wildcards.env}/adapter/library.json"
         for b in TRAINING_BACKBONES
     }
+
+
+# GPUs per job (the `gpu` resource: SLURM's --gpus); 0 everywhere in the CPU default.
+def backbone_gpus(wildcards):
+    return model_gpus(config["backbones"][wildcards.backbone]["model"])
+
+
+def search_gpus(wildcards):
+    return search_job_gpus(config["backbones"][wildcards.backbone], config["teacher"])

@@ -18,6 +18,8 @@ rule evaluate_method:
     conda:
         "../../envs/masa.yaml"
     threads: 1
+    resources:
+        gpu=backbone_gpus,
     params:
         backbone=backbone_param,
         env=env_param,

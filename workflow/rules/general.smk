@@ -23,6 +23,8 @@ rule climb_general_skills:
     conda:
         "../../envs/masa.yaml"
     threads: 1
+    resources:
+        gpu=search_gpus,
     params:
         backbone=backbone_param,
         env=env_param,

@@ -20,6 +20,8 @@ rule build_model_profile:
     conda:
         "../../envs/masa.yaml"
     threads: 1
+    resources:
+        gpu=search_gpus,
     params:
         backbone=backbone_param,
         env={"name": PROFILE_ENV, **config["environments"][PROFILE_ENV]},

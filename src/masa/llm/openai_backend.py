@@ -1,7 +1,8 @@
 """Any OpenAI-compatible chat server (vLLM's, llama.cpp's, hosted APIs) as a backbone or a teacher.
 
-Requests run concurrently up to ``max_concurrency``; transient failures (connection errors, 429, 5xx) are
-retried with exponential backoff, then the job fails with a message naming the server, so Snakemake's
+Requests run concurrently up to ``max_concurrency``, each bounded by ``timeout``; transient failures
+(connection errors, timeouts, 408/409/425/429, 5xx) are retried ``max_retries`` times with exponential backoff
+capped at ``max_backoff``, then the job fails with a message naming the server's URL, so Snakemake's
 ``retries`` can take over. Token counts come from the server's ``usage`` field.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -24,6 +25,11 @@ class ServerError(RuntimeError):
     pass
 
 
+def retry_delay(attempt: int, backoff: float, max_backoff: float) -> float:
+    """Seconds to wait before retry ``attempt + 1``: doubling from ``backoff``, never above ``max_backoff``."""
+    return min(max_backoff, backoff * 2**attempt)
+
+
 @dataclass
 class OpenAILLM(LLM):
     base_url: str = ""
@@ -33,10 +39,20 @@ class OpenAILLM(LLM):
     timeout: float = 120.0
     max_retries: int = 4
     backoff: float = 1.0
+    max_backoff: float = 30.0
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. Qwen3's enable_thinking
 
     def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        if not self.api_key_env:
+            return {}
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            # Fail before the request: a server's 401 would not say which variable is missing.
+            raise ServerError(
+                f"model server {self.base_url}: api_key_env names {self.api_key_env}, which is not set; "
+                f"export {self.api_key_env}=<key> (or remove api_key_env for a server without keys)"
+            )
+        return {"Authorization": f"Bearer {key}"}
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url.rstrip("/") + "/chat/completions"
@@ -53,7 +69,7 @@ class OpenAILLM(LLM):
                 if response.status_code not in RETRYABLE:
                     break
             if attempt < self.max_retries:
-                time.sleep(self.backoff * 2**attempt)
+                time.sleep(retry_delay(attempt, self.backoff, self.max_backoff))
         raise ServerError(f"model server {url} (model {self.model!r}) failed after retries: {last}")
 
     def _one(
@@ -67,6 +83,9 @@ class OpenAILLM(LLM):
             "temperature": temperature,
             "seed": seed,
         }
+        if self.chat_template_kwargs:
+            # vLLM's server passes these to the chat template (Qwen3: {"enable_thinking": false}).
+            payload["chat_template_kwargs"] = self.chat_template_kwargs
         if prefill:
             # vLLM continues a final assistant message with these flags; other servers may treat it as a turn.
             messages.append({"role": "assistant", "content": prefill})

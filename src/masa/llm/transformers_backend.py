@@ -36,6 +36,7 @@ class TransformersLLM(LLM):
     dtype: str = "bfloat16"
     device: str = "auto"
     threads: int | None = None
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. Qwen3's enable_thinking
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
     _last_prefix: list[int] | None = field(default=None, repr=False)
@@ -72,6 +73,7 @@ class TransformersLLM(LLM):
                 [{"role": m.role, "content": m.content} for m in conversation],
                 tokenize=False,
                 add_generation_prompt=True,
+                **self.chat_template_kwargs,
             )
         else:
             text = plain_chat_prompt(conversation, self._tok.bos_token or "")

@@ -16,6 +16,7 @@ class VLLMLLM(LLM):
     model: str = ""
     tensor_parallel_size: int = 1
     dtype: str = "bfloat16"
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. Qwen3's enable_thinking
     _engine: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
 
@@ -30,7 +31,10 @@ class VLLMLLM(LLM):
 
     def chat_prompt(self, conversation: list[Message], prefill: str = "") -> str:
         messages = [{"role": m.role, "content": m.content} for m in conversation]
-        return self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefill
+        prompt = self._tok.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
+        )
+        return prompt + prefill
 
     def generate(
         self,
