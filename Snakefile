@@ -23,6 +23,7 @@ include: "workflow/rules/general.smk"
 include: "workflow/rules/task.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/rewriter.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
@@ -31,3 +32,4 @@ rule all:
     default_target: True
     input:
         rules.report.output,
+        rules.figures.input,

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from masa.skills import SkillLibrary
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -49,13 +50,27 @@ def workdir(tmp_path_factory, smollm2_dir) -> Path:
 
 def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
-    assert sorted(table["method"]) == ["Base Skill", "MASA", "No Skill", "Rewriter"]
-    assert (
-        (table["episodes"] == 1).all() and (table["env_steps"] > 0).all() and (table["llm_calls"] > 0).all()
-    )
+    assert sorted(table["method"]) == [
+        "Adapter",
+        "Base Skill",
+        "MASA",
+        "MASA w/o Stage 2",
+        "No Skill",
+        "Rewriter",
+    ]
+    assert (table["episodes"] == 1).all() and (table["eval_env_steps"] > 0).all()
+    assert (table["eval_llm_calls"] > 0).all() and (table["reward_low"] <= table["reward_high"]).all()
+    masa = table[table["method"] == "MASA"].iloc[0]
+    assert masa["prep_episodes"] > 0 and masa["total_llm_calls"] > masa["eval_llm_calls"]  # search priced in
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     assert "## smollm2-135m on scienceworld" in summary and "| MASA |" in summary
     assert (workdir / "results" / "report" / "reward.png").stat().st_size > 5000
+    run = workdir / "results" / "smollm2-135m" / "scienceworld"
+    assert (workdir / "results" / "report" / "smollm2-135m" / "scienceworld" / "hillclimb.png").is_file()
+    assert (run / "agent_skills" / "general" / "SKILL.md").is_file()
+    assert (
+        SkillLibrary.load(run / "agent_skills").to_dict() == SkillLibrary.load(run / "library.json").to_dict()
+    )
 
 
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):

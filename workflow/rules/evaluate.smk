@@ -25,3 +25,22 @@ rule evaluate_method:
         method=lambda wildcards: wildcards.method,
     script:
         "../scripts/evaluate_method.py"
+
+
+# Swap matrix: the MASA library of backbone {source} played by backbone {backbone}, on the same held-out
+# instances and seeds as {backbone}'s own Base Skill run, so each cell is a paired difference:
+# results/{backbone}/{env}/swap/{source}.json (same record as evaluate_method, plus library_source).
+use rule evaluate_method as evaluate_swapped_library with:
+    input:
+        unpack(backbone_model),
+        base=base_library,
+        library="results/{source}/{env}/library.json",
+    output:
+        "results/{backbone}/{env}/swap/{source}.json",
+    log:
+        "logs/{backbone}/{env}/evaluate/swap_{source}.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/evaluate/swap_{source}.tsv"
+    params:
+        method="masa",
+        source=lambda wildcards: wildcards.source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def plot_loss(curve: list[dict[str, float]], path: str) -> None:
 def apply_rewriter(
     base_model_dir: str,
     adapter_dir: str,
-    card_path: str,
+    card_path: str | None,
     base_library: str,
     env: str,
     categories: list[str],
@@ -118,7 +119,10 @@ def apply_rewriter(
     out_record: str,
     threads: int | None = None,
 ) -> SkillLibrary:
-    """One generation per category: the rewriter writes the backbone's skills from its card alone."""
+    """One generation per category: the rewriter writes the backbone's skills from its card alone.
+
+    ``card_path`` None gives the rewriter an empty card (the "rewriter without the card" ablation)."""
+    started = time.monotonic()
     untrained = (Path(adapter_dir) / UNTRAINED).is_file()
     if untrained:
         from masa.llm.transformers_backend import TransformersLLM
@@ -126,7 +130,7 @@ def apply_rewriter(
         llm = TransformersLLM(name="rewriter", path=base_model_dir, threads=threads)
     else:
         llm = load_rewriter(base_model_dir, adapter_dir, threads=threads)
-    card = card_text(read_yaml(card_path))
+    card = card_text(read_yaml(card_path)) if card_path else ""
     library = SkillLibrary.load(base_library)
     record: dict[str, Any] = {"untrained": untrained, "categories": {}}
     for category in categories:
@@ -146,6 +150,7 @@ def apply_rewriter(
         library = result.library
         record["categories"][category] = {k: v for k, v in asdict(result).items() if k != "library"}
     record["usage"] = llm.usage.as_dict()
+    record["seconds"] = time.monotonic() - started
     library.save(out_library)
     write_json(out_record, record)
     return library

@@ -65,6 +65,14 @@ def build_model_profile(
     return card
 
 
+def teacher_usage(teacher: Teacher) -> dict[str, int]:
+    """The teacher model's calls and tokens (zero for the edit teacher), kept in the stage record for cost."""
+    llm = getattr(teacher, "llm", None)
+    return (
+        llm.usage.as_dict() if llm is not None else {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    )
+
+
 def searched_categories(ctx_categories: list[str], heldout: list[str]) -> list[str]:
     return [c for c in ctx_categories if c not in set(heldout)]
 
@@ -103,7 +111,13 @@ def climb(
     finally:
         ctx.close()
     save_candidates(
-        candidates_path, result.candidates, {"best": result.best.node_id, "stopped_by": result.stopped_by}
+        candidates_path,
+        result.candidates,
+        {
+            "best": result.best.node_id,
+            "stopped_by": result.stopped_by,
+            "teacher_usage": teacher_usage(teacher),
+        },
     )
     write_transcript(transcript_path, teacher)
     result.best.library.save(library_path)
@@ -147,7 +161,9 @@ def search_category(
         )
     finally:
         ctx.close()
-    save_candidates(tree_path, result.nodes, {"best": result.best.node_id})
+    save_candidates(
+        tree_path, result.nodes, {"best": result.best.node_id, "teacher_usage": teacher_usage(teacher)}
+    )
     write_transcript(transcript_path, teacher)
     result.best.library.save(library_path)
     Path(checkpoint_path).unlink(missing_ok=True)
