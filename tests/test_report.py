@@ -9,6 +9,7 @@ from masa.cost import Cost, method_cost, record_cost
 from masa.plots import tree_layout
 from masa.skills import SkillLibrary
 from masa.stages.adapt import one_shot_rewrite
+from masa.stages.contribution import leave_one_out
 from masa.stages.report import ReportPaths, method_table, swap_table, write_report
 from masa.teacher import EditTeacher
 
@@ -110,12 +111,41 @@ def test_write_report_keeps_environment_labels_apart(tmp_path):
         paths[str(tmp_path / f"{i}.json")] = []
         (tmp_path / f"{i}.json").write_text(json.dumps(record))
     out = ReportPaths(
-        *(str(tmp_path / n) for n in ("s.md", "s.csv", "r.png", "c.csv", "c.png", "w.csv", "w.md", "w.png"))
+        *(
+            str(tmp_path / n)
+            for n in ("s.md", "s.csv", "r.png", "c.csv", "c.png", "w.csv", "w.md", "w.png", "k.csv")
+        )
     )
-    df = write_report(paths, [], out, {"noop_penalty": 0.25, "seeds": [0]})
+    skills = [
+        {
+            "group": "general",
+            "id": "g1",
+            "title": "Look first",
+            "mean": 0.2,
+            "low": 0.1,
+            "high": 0.3,
+            "pairs": 4,
+        },
+        {
+            "group": "mistakes",
+            "id": "m1",
+            "title": "Loops",
+            "mean": -0.1,
+            "low": -0.3,
+            "high": 0.1,
+            "pairs": 4,
+        },
+    ]
+    (tmp_path / "k.json").write_text(json.dumps({"backbone": "a", "env": "scienceworld", "skills": skills}))
+    df = write_report(
+        paths, [], out, {"noop_penalty": 0.25, "seeds": [0]}, contributions=[str(tmp_path / "k.json")]
+    )
+    contribution = pd.read_csv(tmp_path / "k.csv").set_index("id")
+    assert contribution.at["g1", "verdict"] == "helps" and contribution.at["m1", "verdict"] == "unclear"
     assert set(df["env_label"]) == {"ALFWorld-style (generated games)"}
     text = (tmp_path / "s.md").read_text()
     assert "## a on ALFWorld-style (generated games)" in text and "| MASA | 0.400" in text
+    assert "| a | scienceworld | general | Look first | +0.200 [+0.100, +0.300] | helps |" in text
     assert (tmp_path / "r.png").stat().st_size > 5000 and (tmp_path / "c.png").stat().st_size > 5000
 
 
@@ -139,3 +169,14 @@ def test_adapter_rewrites_every_group_once_from_the_card_without_touching_the_ba
     assert set(sources) == {"general", *categories}
     assert adapted.general_skills != base.general_skills
     assert all(adapted.task_specific_skills[c] != base.task_specific_skills[c] for c in categories)
+
+
+def test_leave_one_out_drops_exactly_one_item_each_time():
+    base = SkillLibrary.load(BASE)
+    omissions = leave_one_out(base)
+    total = len(base.general_skills) + sum(map(len, base.task_specific_skills.values()))
+    assert len(omissions) == total + len(base.common_mistakes)
+    for o in omissions:
+        count = len(o.library.general_skills) + sum(map(len, o.library.task_specific_skills.values()))
+        assert count + len(o.library.common_mistakes) == total + len(base.common_mistakes) - 1
+    assert base.to_dict() == SkillLibrary.load(BASE).to_dict()

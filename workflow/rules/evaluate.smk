@@ -44,3 +44,28 @@ use rule evaluate_method as evaluate_swapped_library with:
     params:
         method="masa",
         source=lambda wildcards: wildcards.source,
+
+
+# Per-skill contribution (evaluation.skill_contribution): the final MASA library with each skill left out in
+# turn, paired against the full library: results/{backbone}/{env}/skill_contribution.json.
+rule skill_contribution:
+    input:
+        unpack(backbone_model),
+        base=base_library,
+        library=rules.merge_library.output.library,
+    output:
+        "results/{backbone}/{env}/skill_contribution.json",
+    log:
+        "logs/{backbone}/{env}/evaluate/skill_contribution.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/evaluate/skill_contribution.tsv"
+    conda:
+        "../../envs/masa.yaml"
+    threads: 1
+    params:
+        backbone=backbone_param,
+        env=env_param,
+        run=RUN,
+        evaluation=config["evaluation"],
+    script:
+        "../scripts/skill_contribution.py"

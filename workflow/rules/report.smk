@@ -3,6 +3,7 @@
 #                                  Skill and success with 95% intervals, cost (evaluation + preparation)
 #   categories.csv, categories.png held-out success and progress per task category
 #   swap.md, swap.csv, swap.png    swap matrix: each backbone's MASA library played by every backbone
+#   skill_contribution.csv         leave-one-skill-out changes (evaluation.skill_contribution; else empty)
 #   reward.png                     mean reward per backbone and method with 95% intervals
 #   {backbone}/{env}/hillclimb.png, tree_{category}.png   Stage 1 curve and each Stage 2 tree
 # `snakemake --report report.html` gathers the figures (report() below) with captions in workflow/report/.
@@ -28,12 +29,19 @@ SWAPS = (
     else []
 )
 
+CONTRIBUTIONS = (
+    expand(rules.skill_contribution.output[0], backbone=BACKBONES, env=ENVS)
+    if config["evaluation"]["skill_contribution"]
+    else []
+)
+
 
 rule report:
     input:
         evaluations=list(EVALUATIONS),
         costs=sorted({p for records in EVALUATIONS.values() for p in records}),
         swaps=SWAPS,
+        contributions=CONTRIBUTIONS,
     output:
         summary="results/report/summary.md",
         table=report(
@@ -67,6 +75,12 @@ rule report:
             labels={"figure": "swap matrix (CSV)"},
         ),
         swap_md="results/report/swap.md",
+        contribution=report(
+            "results/report/skill_contribution.csv",
+            caption="../report/skill_contribution.rst",
+            category="Held-out evaluation",
+            labels={"figure": "per-skill contribution (CSV)"},
+        ),
         swap_plot=report(
             "results/report/swap.png",
             caption="../report/swap.rst",

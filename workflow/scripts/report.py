@@ -8,6 +8,7 @@ prepare_process(sm.log[0])
 write_report(
     evaluations=dict(sm.params.evaluations),
     swaps=list(sm.input.swaps),
+    contributions=list(sm.input.contributions),
     paths=ReportPaths(
         summary_md=sm.output.summary,
         summary_csv=sm.output.table,
@@ -17,6 +18,7 @@ write_report(
         swap_csv=sm.output.swap,
         swap_md=sm.output.swap_md,
         swap_png=sm.output.swap_plot,
+        contribution_csv=sm.output.contribution,
     ),
     notes=sm.params.notes,
     resamples=sm.params.resamples,

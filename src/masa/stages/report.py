@@ -41,6 +41,7 @@ class ReportPaths:
     swap_csv: str
     swap_md: str
     swap_png: str
+    contribution_csv: str
 
 
 def env_label(record: dict[str, Any]) -> str:
@@ -201,12 +202,41 @@ def swap_markdown(df: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+CONTRIBUTION_COLUMNS = ["env", "backbone", "group", "id", "title", "mean", "low", "high", "pairs", "verdict"]
+
+
+def contribution_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Leave-one-skill-out results: ``mean`` = full library minus library without the skill (paired);
+    the verdict says helps/hurts only when the interval excludes zero."""
+    rows = []
+    for record in records:
+        for skill in record["skills"]:
+            excludes = skill["pairs"] > 1 and (skill["low"] > 0 or skill["high"] < 0)
+            verdict = ("helps" if skill["mean"] > 0 else "hurts") if excludes else "unclear"
+            rows.append({"env": record["env"], "backbone": record["backbone"], **skill, "verdict": verdict})
+    return pd.DataFrame(rows, columns=CONTRIBUTION_COLUMNS)
+
+
+def contribution_markdown(df: pd.DataFrame) -> str:
+    lines = [
+        "| backbone | env | group | skill | contribution [95% CI, paired] | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, r in df.sort_values(["env", "backbone", "mean"], ascending=[True, True, False]).iterrows():
+        lines.append(
+            f"| {r['backbone']} | {r['env']} | {r['group']} | {r['title']} | "
+            f"{_interval(r['mean'], r['low'], r['high'], sign='+')} | {r['verdict']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_report(
     evaluations: dict[str, list[str]],
     swaps: list[str],
     paths: ReportPaths,
     notes: dict[str, Any],
     resamples: int = 1000,
+    contributions: list[str] = (),
 ) -> pd.DataFrame:
     """``evaluations`` maps each eval record to the records that priced its library (``masa.cost``)."""
     records = {path: read_json(path) for path in evaluations}
@@ -242,7 +272,12 @@ def write_report(
     ]
     for (_, label, backbone), sub in df.groupby(["env", "env_label", "backbone"], sort=False):
         parts += [f"## {backbone} on {label}", "", method_markdown(sub), ""]
-    parts += ["## Swap matrix", "", swap_md, f"![reward per method]({Path(paths.reward_png).name})", ""]
+    parts += ["## Swap matrix", "", swap_md]
+    contribution = contribution_table([read_json(p) for p in contributions])
+    contribution.to_csv(paths.contribution_csv, index=False)
+    if not contribution.empty:
+        parts += ["## Per-skill contribution", "", contribution_markdown(contribution)]
+    parts += [f"![reward per method]({Path(paths.reward_png).name})", ""]
     atomic_write_text(Path(paths.summary_md), "\n".join(parts))
     return df
 
