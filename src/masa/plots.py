@@ -28,6 +28,14 @@ def _save(fig: Any, path: str) -> None:
     _pyplot().close(fig)
 
 
+def _min_span(ax: Any, span: float = 0.1) -> None:
+    """Keep at least ``span`` of reward on the y axis, so equal scores do not look like large swings."""
+    low, high = ax.get_ylim()
+    if high - low < span:
+        middle = (low + high) / 2
+        ax.set_ylim(middle - span / 2, middle + span / 2)
+
+
 def plot_rewards(df: pd.DataFrame, path: str) -> None:
     """Bars: mean held-out reward per method, grouped by (backbone, environment label), 95% intervals."""
     plt = _pyplot()
@@ -146,6 +154,7 @@ def plot_hillclimb(candidates: list[dict[str, Any]], title: str, path: str) -> N
     ax.plot([], [], "o", color="tab:blue", markerfacecolor="white", label="rejected")
     ax.set_xlabel("hill-climbing iteration (0 = initial library)")
     ax.set_ylabel("mean reward on the search suite")
+    _min_span(ax)
     ax.set_xticks(sorted({c["iteration"] for c in candidates}))
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -180,11 +189,13 @@ def plot_tree(nodes: list[dict[str, Any]], best: str, title: str, path: str) -> 
     """Stage 2's UCB tree: node colour = its own mean reward, label = reward and visits, best node ringed."""
     plt = _pyplot()
     pos = tree_layout(nodes)
-    width = max(5.0, 1.3 * (max((x for x, _ in pos.values()), default=0) + 1))
+    width = max(7.0, 1.3 * (max((x for x, _ in pos.values()), default=0) + 1) + 2.5)
     depth = max((d for _, d in pos.values()), default=0)
     fig, ax = plt.subplots(figsize=(min(width, 16), 1.6 * depth + 2.6))
     rewards = [n["summary"]["reward_mean"] for n in nodes]
     low, high = min(rewards, default=0.0), max(rewards, default=1.0)
+    if high - low < 0.1:  # equal rewards should look equal, not span the whole colour map
+        low, high = (low + high) / 2 - 0.05, (low + high) / 2 + 0.05
     cmap = plt.get_cmap("viridis")
     for n in nodes:
         if n.get("parent_id") in pos:
@@ -193,7 +204,7 @@ def plot_tree(nodes: list[dict[str, Any]], best: str, title: str, path: str) -> 
     for n in nodes:
         x, y = pos[n["node_id"]]
         r = n["summary"]["reward_mean"]
-        shade = (r - low) / (high - low) if high > low else 0.5
+        shade = (r - low) / (high - low)
         ax.scatter(
             x,
             -y,
@@ -219,7 +230,7 @@ def plot_tree(nodes: list[dict[str, Any]], best: str, title: str, path: str) -> 
     ax.set_ylim(-depth - 0.8, 0.5)
     xs = [x for x, _ in pos.values()] or [0]
     ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
-    ax.set_title(f"{title} (red ring: result)")
+    ax.set_title(f"{title}\nR = node's own mean reward, n = visits, red ring = result", fontsize=10)
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
     _save(fig, path)
