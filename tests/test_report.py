@@ -44,7 +44,15 @@ def evaluation(backbone, method, rewards, source=None, label=None):
         "summary": summary(sum(rewards.values()) / len(rewards)),
         "by_category": {"find": summary(0.2)},
         "episodes": [
-            {"task": t, "seed": 0, "reward": r, "won": r > 0.5, "category": "find"}
+            {
+                "task": t,
+                "seed": 0,
+                "reward": r,
+                "won": r > 0.5,
+                "category": "find",
+                "steps": 3,
+                "llm_calls": 2,
+            }
             for t, r in rewards.items()
         ],
     }
@@ -59,7 +67,12 @@ def test_search_cost_sums_candidates_and_teacher_and_tolerates_extra_keys(tmp_pa
         "candidates": [{"summary": summary(0.1, hits=1)}, {"summary": summary(0.2), "new_key": 1}],
     }
     (tmp_path / "tree.json").write_text(json.dumps(tree))
-    assert record_cost(tmp_path / "tree.json") == Cost(3, 8, 10, 130, 9, 3.0)
+    assert record_cost(tmp_path / "tree.json") == Cost(3, 8, 10, 130, 9, 3.0)  # from summaries
+    cached = {"steps": 5, "llm_calls": 5, "prompt_tokens": 9, "seconds": 2.0, "cached": True}
+    tree["candidates"][0]["episodes"] = [cached, {**cached, "cached": False}]
+    (tmp_path / "tree.json").write_text(json.dumps(tree))
+    # episodes kept: a cache hit counts at its recorded cost, so the total does not depend on job order
+    assert record_cost(tmp_path / "tree.json") == Cost(4, 14, 16, 108, 9, 5.5)
     (tmp_path / "record.json").write_text(json.dumps({"usage": {"calls": 3, "prompt_tokens": 7}, "x": 0}))
     assert record_cost(tmp_path / "record.json") == Cost(llm_calls=3, prompt_tokens=7)
     adapter = tmp_path / "adapter"

@@ -2,8 +2,10 @@
 
 A method's cost = its held-out evaluation + whatever produced its library: the searches for MASA and its
 ablations (agent rollouts of every candidate plus the teacher's calls), the one-shot teacher rewrite for the
-Adapter, training and inference for the Rewriter. Records written by other stages are read tolerantly: a
-missing key counts as zero, extra keys are ignored, so an older record still gives a (lower-bound) cost.
+Adapter, training and inference for the Rewriter. Episodes count at their recorded cost even when the
+rollout cache served them, so a method's cost does not depend on which job ran first. Records written by
+other stages are read tolerantly: a missing key counts as zero, extra keys are ignored, so an older record
+still gives a (lower-bound) cost.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ TRAINING_RECORD = "loss_curve.json"  # written by masa.rewriter.train into the a
 
 @dataclass(frozen=True)
 class Cost:
-    episodes: int = 0  # episodes actually played (rollout-cache hits cost nothing and are not counted)
+    episodes: int = 0
     env_steps: int = 0
     llm_calls: int = 0  # agent and teacher/rewriter calls
     prompt_tokens: int = 0
@@ -33,8 +35,22 @@ class Cost:
         return asdict(self)
 
 
+def episodes_cost(episodes: list[dict[str, Any]]) -> Cost:
+    """What playing these episodes costs, counting a rollout-cache hit at the cost recorded when it was
+    first played: the budget a run without the cache spends, whichever job happened to play it first."""
+    return Cost(
+        episodes=len(episodes),
+        env_steps=sum(int(e.get("steps", 0)) for e in episodes),
+        llm_calls=sum(int(e.get("llm_calls", 0)) for e in episodes),
+        prompt_tokens=sum(int(e.get("prompt_tokens", 0)) for e in episodes),
+        completion_tokens=sum(int(e.get("completion_tokens", 0)) for e in episodes),
+        seconds=sum(float(e.get("seconds", 0.0)) for e in episodes),
+    )
+
+
 def summary_cost(summary: dict[str, Any]) -> Cost:
-    """The agent's cost in a ``masa.rollout.Summary`` dict (its counters already exclude cache hits)."""
+    """The agent's cost in a ``masa.rollout.Summary`` dict (its counters exclude cache hits), for records
+    that do not keep their episodes."""
     return Cost(
         episodes=int(summary.get("episodes", 0)) - int(summary.get("cache_hits", 0)),
         env_steps=int(summary.get("steps", 0)),
@@ -59,9 +75,14 @@ def usage_cost(usage: dict[str, Any] | None, seconds: float = 0.0) -> Cost:
 def search_cost(record: dict[str, Any]) -> Cost:
     """A Stage 1 ``candidates.json`` or Stage 2 ``tree.json``: every candidate's rollouts, plus the teacher's
     usage when the stage recorded it in ``state.teacher_usage``."""
-    total = sum((summary_cost(c.get("summary", {})) for c in record.get("candidates", [])), Cost())
+    total = sum((_played(c) for c in record.get("candidates", [])), Cost())
     state = record.get("state", {})
     return total + usage_cost(state.get("teacher_usage"), state.get("teacher_seconds", 0.0))
+
+
+def _played(record: dict[str, Any]) -> Cost:
+    episodes = record.get("episodes")
+    return episodes_cost(episodes) if episodes else summary_cost(record.get("summary", {}))
 
 
 def training_cost(record: Any) -> Cost:
@@ -87,4 +108,4 @@ def record_cost(path: str | Path) -> Cost:
 def method_cost(evaluation: dict[str, Any], preparation: list[str]) -> tuple[Cost, Cost]:
     """(evaluation cost, preparation cost) of one method's row."""
     prep = sum((record_cost(p) for p in preparation), Cost())
-    return summary_cost(evaluation["summary"]), prep
+    return _played(evaluation), prep

@@ -266,8 +266,9 @@ def write_report(
         f"pairs; seeds {notes.get('seeds')}. Cost columns are totals: evaluation plus what built the "
         "library (search rollouts and teacher calls for MASA and its ablations, the teacher rewrite for the "
         "Adapter, training and inference for the Rewriter; the rewriter's training is shared by all "
-        "backbones of an environment and counted in full in each of its rows). `played` counts episodes "
-        "actually played (rollout-cache hits are free); summary.csv splits eval_* and prep_*.",
+        "backbones of an environment and counted in full in each of its rows). `played` counts every "
+        "episode behind the row, at the cost it had when first played (the rollout cache may have served "
+        "it); summary.csv splits eval_* and prep_*.",
         "",
     ]
     for (_, label, backbone), sub in df.groupby(["env", "env_label", "backbone"], sort=False):
