@@ -40,8 +40,6 @@ def evaluate_method(
     finally:
         ctx.close()
     played = [(seed, task) for seed in seeds for task in tasks]  # Evaluator.run's order: seeds, then tasks
-    if len(played) != len(result.episodes):
-        raise RuntimeError(f"{len(result.episodes)} episodes for {len(played)} (seed, task) pairs")
     resamples = evaluation["bootstrap_resamples"]
     by_category: dict[str, list] = {}
     for episode in result.episodes:
