@@ -28,6 +28,7 @@ include: "workflow/rules/general.smk"
 include: "workflow/rules/task.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/rewriter.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
@@ -36,3 +37,4 @@ rule all:
     default_target: True
     input:
         rules.report.output,
+        rules.figures.input,

@@ -2,7 +2,7 @@ import pytest
 
 from masa.agent import Agent, AgentConfig, build_conversation, episode_reward, parse_action
 from masa.envs.base import Observation
-from masa.rollout import Evaluator, RolloutCache, bootstrap_interval
+from masa.rollout import Evaluator, RolloutCache
 from masa.skills import SkillLibrary
 from tests.fakes import CorridorEnv, ScriptedLLM
 
@@ -68,9 +68,3 @@ def test_cache_replays_an_episode_without_llm_calls(tmp_path):
     entry.write_text("{truncated")
     third = evaluator.run(SkillLibrary(), tasks)
     assert third.summary.cache_hits == len(tasks) - 1 and llm.usage.calls > calls
-
-
-def test_bootstrap_interval_brackets_the_mean():
-    low, high = bootstrap_interval([0.0, 1.0, 0.5, 0.25], seed=1)
-    assert low <= 0.4375 <= high and low < high
-    assert bootstrap_interval([0.3]) == (0.3, 0.3)

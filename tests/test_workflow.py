@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from masa.skills import SkillLibrary
 from tests.conftest import snakemake
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +28,18 @@ def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
     for env in ("scienceworld", "alfworld-generated"):
         rows = table[table["env"] == env]
-        assert sorted(rows["method"]) == ["Base Skill", "MASA", "No Skill", "Rewriter"]
-    assert (
-        (table["episodes"] == 1).all() and (table["env_steps"] > 0).all() and (table["llm_calls"] > 0).all()
-    )
+        assert sorted(rows["method"]) == [
+            "Adapter",
+            "Base Skill",
+            "MASA",
+            "MASA w/o Stage 2",
+            "No Skill",
+            "Rewriter",
+        ]
+    assert (table["episodes"] == 1).all() and (table["eval_env_steps"] > 0).all()
+    assert (table["eval_llm_calls"] > 0).all() and (table["reward_low"] <= table["reward_high"]).all()
+    masa = table[table["method"] == "MASA"].iloc[0]
+    assert masa["prep_episodes"] > 0 and masa["total_llm_calls"] > masa["eval_llm_calls"]  # search priced in
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     assert "## smollm2-135m on ScienceWorld" in summary and "| MASA |" in summary
     # generated games are labelled as such wherever their numbers appear
@@ -38,6 +47,12 @@ def test_report_has_a_row_per_method_with_real_numbers(workdir):
     assert f"## smollm2-135m on {generated}" in summary
     assert set(table.loc[table["env"] == "alfworld-generated", "env_label"]) == {generated}
     assert (workdir / "results" / "report" / "reward.png").stat().st_size > 5000
+    run = workdir / "results" / "smollm2-135m" / "scienceworld"
+    assert (workdir / "results" / "report" / "smollm2-135m" / "scienceworld" / "hillclimb.png").is_file()
+    assert (run / "agent_skills" / "general" / "SKILL.md").is_file()
+    assert (
+        SkillLibrary.load(run / "agent_skills").to_dict() == SkillLibrary.load(run / "library.json").to_dict()
+    )
 
 
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
@@ -19,6 +18,7 @@ from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.envs.base import Environment, TaskInstance
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
 from masa.skills import SkillLibrary
+from masa.stats import bootstrap_interval
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,6 @@ class Evaluation:
     @property
     def failures(self) -> list[EpisodeResult]:
         return [e for e in self.episodes if not e.won]
-
-
-def bootstrap_interval(values: list[float], resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of the mean (degenerate for fewer than two values)."""
-    if len(values) < 2:
-        value = values[0] if values else 0.0
-        return value, value
-    rng = random.Random(seed)
-    means = sorted(fmean(rng.choices(values, k=len(values))) for _ in range(resamples))
-    return means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]
 
 
 def summarise(episodes: list[EpisodeResult], resamples: int = 1000, seed: int = 0) -> Summary:

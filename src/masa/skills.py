@@ -176,7 +176,12 @@ class SkillLibrary:
 
     @classmethod
     def load(cls, path: str | Path) -> SkillLibrary:
+        """A library from its JSON file, or from an Agent Skills folder (``masa.agentskills``)."""
         path = Path(path)
+        if path.is_dir():
+            from masa.agentskills import read_folder  # imports this module
+
+            return read_folder(path)
         return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
 
     def save(self, path: str | Path) -> None:

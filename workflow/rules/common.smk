@@ -25,6 +25,7 @@ RUN = {
 wildcard_constraints:
     backbone="|".join(map(re.escape, BACKBONES)),
     env="|".join(map(re.escape, ENVS)),
+    source="|".join(map(re.escape, BACKBONES)),
     method="|".join(METHODS),
     category=r"[A-Za-z0-9_.-]+",
     model=r"[A-Za-z0-9_.-]+",
@@ -67,9 +68,11 @@ def base_library(wildcards):
     return config["skills"]["base"][wildcards.env]
 
 
-def category_libraries(wildcards):
+def category_libraries(
+    wildcards, pattern="results/{backbone}/{env}/task/{category}/library.json"
+):
     return {
-        c: f"results/{wildcards.backbone}/{wildcards.env}/task/{c}/library.json"
+        c: pattern.format(category=c, **wildcards)
         for c in searched_categories(wildcards.env)
     }
 
@@ -86,6 +89,10 @@ METHOD_LIBRARIES = {
     "base_skill": None,
     "masa": "results/{backbone}/{env}/library.json",
     "rewriter": "results/{backbone}/{env}/rewriter/library.json",
+    "adapter": "results/{backbone}/{env}/adapter/library.json",
+    "masa_no_stage1": "results/{backbone}/{env}/ablation/no_stage1/library.json",
+    "masa_no_stage2": "results/{backbone}/{env}/general/library.json",
+    "rewriter_no_card": "results/{backbone}/{env}/rewriter_no_card/library.json",
 }
 
 
@@ -130,3 +137,35 @@ def backbone_gpus(wildcards):
 
 def search_gpus(wildcards):
     return search_job_gpus(config["backbones"][wildcards.backbone], config["teacher"])
+
+
+def eval_path(backbone, env, method):
+    return rules.evaluate_method.output[0].format(
+        backbone=backbone, env=env, method=method
+    )
+
+
+def preparation_records(backbone, env, method):
+    """The records that priced a method's library (masa.cost reads whatever each of them holds)."""
+    w = {"backbone": backbone, "env": env}
+    general = rules.climb_general_skills.output.candidates.format(**w)
+    trees = [
+        rules.search_task_skills.output.tree.format(category=c, **w)
+        for c in searched_categories(env)
+    ]
+    ablation_trees = [
+        rules.search_task_skills_no_stage1.output.tree.format(category=c, **w)
+        for c in searched_categories(env)
+    ]
+    training = rules.train_rewriter.output.adapter.format(**w)
+    return {
+        "masa": [general, *trees],
+        "masa_no_stage1": ablation_trees,
+        "masa_no_stage2": [general],
+        "adapter": [rules.adapt_library.output.record.format(**w)],
+        "rewriter": [training, rules.apply_rewriter.output.record.format(**w)],
+        "rewriter_no_card": [
+            training,
+            rules.apply_rewriter_no_card.output.record.format(**w),
+        ],
+    }.get(method, [])

@@ -28,3 +28,47 @@ rule evaluate_method:
         method=lambda wildcards: wildcards.method,
     script:
         "../scripts/evaluate_method.py"
+
+
+# Swap matrix: the MASA library of backbone {source} played by backbone {backbone}, on the same held-out
+# instances and seeds as {backbone}'s own Base Skill run, so each cell is a paired difference:
+# results/{backbone}/{env}/swap/{source}.json (same record as evaluate_method, plus library_source).
+use rule evaluate_method as evaluate_swapped_library with:
+    input:
+        unpack(backbone_model),
+        base=base_library,
+        library="results/{source}/{env}/library.json",
+    output:
+        "results/{backbone}/{env}/swap/{source}.json",
+    log:
+        "logs/{backbone}/{env}/evaluate/swap_{source}.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/evaluate/swap_{source}.tsv"
+    params:
+        method="masa",
+        source=lambda wildcards: wildcards.source,
+
+
+# Per-skill contribution (evaluation.skill_contribution): the final MASA library with each skill left out in
+# turn, paired against the full library: results/{backbone}/{env}/skill_contribution.json.
+rule skill_contribution:
+    input:
+        unpack(backbone_model),
+        base=base_library,
+        library=rules.merge_library.output.library,
+    output:
+        "results/{backbone}/{env}/skill_contribution.json",
+    log:
+        "logs/{backbone}/{env}/evaluate/skill_contribution.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/evaluate/skill_contribution.tsv"
+    conda:
+        "../../envs/masa.yaml"
+    threads: 1
+    params:
+        backbone=backbone_param,
+        env=env_param,
+        run=RUN,
+        evaluation=config["evaluation"],
+    script:
+        "../scripts/skill_contribution.py"

@@ -21,3 +21,21 @@ rule export_trajectories:
         env=lambda wildcards: wildcards.env,
     script:
         "../scripts/export_trajectories.py"
+
+
+# Agent Skills export: results/{backbone}/{env}/agent_skills/<group>/SKILL.md for the final MASA library
+# (general, task-<category>, mistakes); SkillLibrary.load reads such a folder back losslessly.
+rule export_agent_skills:
+    input:
+        library=rules.merge_library.output.library,
+    output:
+        directory("results/{backbone}/{env}/agent_skills"),
+    log:
+        "logs/{backbone}/{env}/export_agent_skills.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/export_agent_skills.tsv"
+    localrule: True
+    conda:
+        "../../envs/masa.yaml"
+    script:
+        "../scripts/export_agent_skills.py"

@@ -8,7 +8,7 @@ prepare_process(sm.log[0])
 apply_rewriter(
     base_model_dir=sm.input.base_model,
     adapter_dir=sm.input.adapter,
-    card_path=sm.input.card,
+    card_path=getattr(sm.input, "card", None),  # absent: the no-card ablation
     base_library=sm.input.base,
     env=sm.params.env,
     categories=sm.params.categories,

@@ -15,5 +15,6 @@ evaluate_method(
     base_library=sm.input.base,
     library=getattr(sm.input, "library", None),
     out_path=sm.output[0],
+    library_source=getattr(sm.params, "source", None),
     threads=sm.threads,
 )

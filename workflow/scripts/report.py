@@ -1,8 +1,25 @@
-"""Adapter: Snakemake rule report -> masa.stages.evaluate.write_report."""
+"""Adapter: Snakemake rule report -> masa.stages.report.write_report."""
 
 from masa.runtime import prepare_process
-from masa.stages.evaluate import write_report
+from masa.stages.report import ReportPaths, write_report
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])
-write_report(list(sm.input), sm.output.summary, sm.output.table, sm.output.plot, sm.params.notes)
+write_report(
+    evaluations=dict(sm.params.evaluations),
+    swaps=list(sm.input.swaps),
+    contributions=list(sm.input.contributions),
+    paths=ReportPaths(
+        summary_md=sm.output.summary,
+        summary_csv=sm.output.table,
+        reward_png=sm.output.plot,
+        categories_csv=sm.output.categories,
+        categories_png=sm.output.categories_plot,
+        swap_csv=sm.output.swap,
+        swap_md=sm.output.swap_md,
+        swap_png=sm.output.swap_plot,
+        contribution_csv=sm.output.contribution,
+    ),
+    notes=sm.params.notes,
+    resamples=sm.params.resamples,
+)

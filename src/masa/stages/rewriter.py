@@ -225,7 +225,7 @@ def align_library(
 def apply_rewriter(
     base_model_dir: str,
     adapter_dir: str,
-    card_path: str,
+    card_path: str | None,
     base_library: str,
     env: str,
     categories: list[str],
@@ -241,12 +241,13 @@ def apply_rewriter(
     Held-out categories (never searched, never in the training data) are rewritten like the others; the
     record lists them so the evaluation can compare the rewriter's skills there against the base skills.
     ``cost.seconds`` counts loading the model too: it is what aligning one library costs from cold.
+    ``card_path`` None gives the rewriter an empty card (the "rewriter without the card" ablation).
     """
     started = time.monotonic()
     llm, untrained = load_aligner(base_model_dir, adapter_dir, threads)
     library, record = align_library(
         llm,
-        load_card(card_path),
+        load_card(card_path) if card_path else {},
         SkillLibrary.load(base_library),
         {c: task_description(env, c) for c in categories},
         params["max_new_tokens"],

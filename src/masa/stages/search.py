@@ -34,11 +34,10 @@ def stage_record(
 ) -> dict[str, Any]:
     """The stage's own record beside its candidates: the loop's final state, what its rollouts cost (cache
     hits counted apart, as free), the teacher's model usage, and the stage's wall-clock seconds."""
-    teacher_usage = teacher.llm.usage.as_dict() if isinstance(teacher, LLMTeacher) else {}
     return {
         **state,
         "cost": Cost.of([c.summary for c in candidates]).as_dict(),
-        "teacher_usage": {**teacher_usage, "fallbacks": getattr(teacher, "fallbacks", 0)},
+        "teacher_usage": {**teacher_usage(teacher), "fallbacks": getattr(teacher, "fallbacks", 0)},
         "wall_seconds": time.perf_counter() - started,
     }
 
@@ -87,6 +86,14 @@ def build_model_profile(
     log_rejections(f"{backbone['name']} profile", teacher.transcript)
     write_transcript(transcript_path, teacher)
     return card
+
+
+def teacher_usage(teacher: Teacher) -> dict[str, int]:
+    """The teacher model's calls and tokens (zero for the edit teacher), kept in the stage record for cost."""
+    llm = getattr(teacher, "llm", None)
+    return (
+        llm.usage.as_dict() if llm is not None else {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    )
 
 
 def searched_categories(ctx_categories: list[str], heldout: list[str]) -> list[str]:

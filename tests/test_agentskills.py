@@ -1,0 +1,103 @@
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from masa.agentskills import parse_skill_markdown, read_folder, slug, write_folder
+from masa.skills import ID_PATTERN, LibraryFormatError, SkillLibrary
+
+BASE = "resources/skills/scienceworld.json"
+
+FOREIGN = """---
+name: {name}
+description: Use when the room is dark or the object is not in view.
+---
+
+Look around and open doors before concluding an object is absent.
+"""
+
+
+def test_base_library_json_to_skill_md_to_json_is_identical(tmp_path):
+    original = json.loads(Path(BASE).read_text())
+    write_folder(SkillLibrary.load(BASE), tmp_path / "skills")
+    assert SkillLibrary.load(tmp_path / "skills").to_dict() == original
+    names = sorted(p.parent.name for p in (tmp_path / "skills").glob("*/SKILL.md"))
+    assert names[0] == "general" and "mistakes" in names and any(n.startswith("task-") for n in names)
+    for path in (tmp_path / "skills").glob("*/SKILL.md"):
+        front, body = parse_skill_markdown(path.read_text(), str(path))
+        assert front["name"] == path.parent.name and len(front["description"]) <= 1024 and body.strip()
+
+
+def test_foreign_skill_md_folder_imported_unaligned_and_exported_keeps_the_same_skills(tmp_path):
+    for name in ("explore-first", "read-the-task"):
+        (tmp_path / "in" / name).mkdir(parents=True)
+        (tmp_path / "in" / name / "SKILL.md").write_text(FOREIGN.format(name=name))
+    imported = SkillLibrary.load(tmp_path / "in")
+    assert [s.title for s in imported.general_skills] == ["explore-first", "read-the-task"]
+    assert imported.general_skills[0].principle.startswith("Look around")
+    write_folder(imported, tmp_path / "out")  # no alignment in between
+    assert SkillLibrary.load(tmp_path / "out").to_dict() == imported.to_dict()
+
+
+def test_hostile_category_names_stay_inside_the_folder_and_round_trip(tmp_path):
+    # Path-like names never get this far: the library refuses them on load (tests/test_skills.py) ...
+    with pytest.raises(LibraryFormatError, match=r"\.\./\.\./etc"):
+        SkillLibrary.from_dict({"task_specific_skills": {"../../etc": []}})
+    # ... and the names it accepts still become distinct folders inside the output, whatever their case.
+    data = {
+        "general_skills": [],
+        "task_specific_skills": {
+            "clean": [{"skill_id": "a", "title": "t", "principle": "p"}],
+            "CLEAN": [{"skill_id": "b", "title": "t", "principle": "p", "when_to_apply": "w"}],
+            "clean.v2": [{"skill_id": "c", "title": "t", "principle": "p"}],
+        },
+        "common_mistakes": [],
+    }
+    library = SkillLibrary.from_dict(data)
+    paths = write_folder(library, tmp_path / "out")
+    assert all(p.resolve().is_relative_to((tmp_path / "out").resolve()) for p in paths)
+    assert len({p.parent.name.lower() for p in paths}) == 5
+    assert not any(p.parent.name.startswith(".") for p in paths)
+    assert read_folder(tmp_path / "out").to_dict() == library.to_dict()
+    assert slug("..") == "skills" and "/" not in slug("a/../b")
+
+
+def test_a_skill_md_without_front_matter_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "SKILL.md").write_text("# no front matter\n")
+    with pytest.raises(LibraryFormatError, match=r"x/SKILL\.md.*front matter"):
+        SkillLibrary.load(tmp_path)
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(str.strip)
+# ids and category names are plain names (masa.skills.ID_PATTERN); anything else is refused on load
+name = st.from_regex(ID_PATTERN, fullmatch=True).filter(lambda s: ".." not in s and len(s) <= 30)
+extra = st.dictionaries(
+    st.text(min_size=1, max_size=8).filter(lambda k: k not in {"skill_id", "title", "principle"}),
+    st.one_of(st.integers(), text, st.lists(st.integers(), max_size=3)),
+    max_size=2,
+)
+skill = st.builds(
+    lambda i, t, p, w, x: {**x, "skill_id": i, "title": t, "principle": p, "when_to_apply": w},
+    name,
+    text,
+    text,
+    st.text(max_size=20),
+    extra.map(lambda d: {k: v for k, v in d.items() if k != "when_to_apply"}),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    general=st.lists(skill, max_size=3),
+    tasks=st.dictionaries(name, st.lists(skill, max_size=2), max_size=3),
+    top=st.dictionaries(st.sampled_from(["version", "skill_pool", "notes"]), st.integers(), max_size=2),
+)
+def test_any_library_round_trips_through_skill_md(tmp_path, general, tasks, top):
+    data = {"general_skills": general, "task_specific_skills": tasks, "common_mistakes": [], **top}
+    library = SkillLibrary.from_dict(data)
+    write_folder(library, tmp_path / "h")
+    back = read_folder(tmp_path / "h").to_dict()
+    assert back == data and list(back["task_specific_skills"]) == list(tasks)

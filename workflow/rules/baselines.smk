@@ -1,0 +1,80 @@
+# Baselines and ablations that need a library of their own (the others evaluate a stage's output as it is:
+# masa_no_stage2 is Stage 1's library, general/library.json):
+#   results/{backbone}/{env}/adapter/               library.json, record.json (teacher usage, seconds),
+#                                                   teacher.jsonl: one card-conditioned teacher rewrite
+#   results/{backbone}/{env}/ablation/no_stage1/    task/{category}/ and library.json: Stage 2 searched on
+#                                                   the base general skills (the task-search rule, reused)
+#   results/{backbone}/{env}/rewriter_no_card/      library.json, record.json: the rewriter, empty card
+
+
+rule adapt_library:
+    input:
+        unpack(teacher_model),
+        base=base_library,
+        card=rules.build_model_profile.output.card,
+    output:
+        library="results/{backbone}/{env}/adapter/library.json",
+        record="results/{backbone}/{env}/adapter/record.json",
+        transcript="results/{backbone}/{env}/adapter/teacher.jsonl",
+    log:
+        "logs/{backbone}/{env}/adapt_library.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/adapt_library.tsv"
+    conda:
+        "../../envs/masa.yaml"
+    threads: 1
+    params:
+        teacher=config["teacher"],
+        categories=lambda wildcards: categories(wildcards.env),
+        seed=config["seed"],
+    script:
+        "../scripts/adapt_library.py"
+
+
+use rule search_task_skills as search_task_skills_no_stage1 with:
+    input:
+        unpack(backbone_model),
+        unpack(teacher_model),
+        base=base_library,
+        general=base_library,
+        card=rules.build_model_profile.output.card,
+    output:
+        library="results/{backbone}/{env}/ablation/no_stage1/task/{category}/library.json",
+        tree="results/{backbone}/{env}/ablation/no_stage1/task/{category}/tree.json",
+        transcript="results/{backbone}/{env}/ablation/no_stage1/task/{category}/teacher.jsonl",
+    log:
+        "logs/{backbone}/{env}/ablation/no_stage1/search_task_skills/{category}.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/ablation/no_stage1/search_task_skills/{category}.tsv"
+    params:
+        checkpoint="results/{backbone}/{env}/ablation/no_stage1/task/{category}/checkpoint.json",
+
+
+use rule merge_library as merge_library_no_stage1 with:
+    input:
+        unpack(
+            lambda wildcards: category_libraries(
+                wildcards, rules.search_task_skills_no_stage1.output.library
+            )
+        ),
+        general=base_library,
+    output:
+        library="results/{backbone}/{env}/ablation/no_stage1/library.json",
+    log:
+        "logs/{backbone}/{env}/ablation/no_stage1/merge_library.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/ablation/no_stage1/merge_library.tsv"
+
+
+use rule apply_rewriter as apply_rewriter_no_card with:
+    input:
+        adapter=rules.train_rewriter.output.adapter,
+        base_model=REWRITER_BASE,
+        base=base_library,
+    output:
+        library="results/{backbone}/{env}/rewriter_no_card/library.json",
+        record="results/{backbone}/{env}/rewriter_no_card/record.json",
+    log:
+        "logs/{backbone}/{env}/apply_rewriter_no_card.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/apply_rewriter_no_card.tsv"

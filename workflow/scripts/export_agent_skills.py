@@ -1,0 +1,9 @@
+"""Adapter: Snakemake rule export_agent_skills -> masa.agentskills.write_folder."""
+
+from masa.agentskills import write_folder
+from masa.runtime import prepare_process
+from masa.skills import SkillLibrary
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+prepare_process(sm.log[0])
+write_folder(SkillLibrary.load(sm.input.library), sm.output[0])
