@@ -29,40 +29,17 @@ class RewriteResult:
 
 
 def extract_json_object(text: str) -> dict[str, Any] | None:
-    """The first balanced ``{...}`` in ``text`` that parses as a JSON object (braces in strings ignored)."""
+    """The first ``{...}`` in ``text`` that parses as a JSON object (the decoder skips braces in strings)."""
+    decoder = json.JSONDecoder()
     start = text.find("{")
     while start != -1:
-        end = _matching_brace(text, start)
-        if end is not None:
-            try:
-                value = json.loads(text[start : end + 1])
-            except json.JSONDecodeError:
-                value = None
-            if isinstance(value, dict):
-                return value
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return value
         start = text.find("{", start + 1)
-    return None
-
-
-def _matching_brace(text: str, start: int) -> int | None:
-    depth, in_string, escaped = 0, False, False
-    for index in range(start, len(text)):
-        char = text[index]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
     return None
 
 
