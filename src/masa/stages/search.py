@@ -33,11 +33,12 @@ def stage_record(
     candidates: list[Candidate], teacher: Teacher, started: float, **state: Any
 ) -> dict[str, Any]:
     """The stage's own record beside its candidates: the loop's final state, what its rollouts cost (cache
-    hits counted apart, as free), the teacher's model usage, and the stage's wall-clock seconds."""
+    hits counted apart, as free), the teacher's model usage and reply counts, and the wall-clock seconds."""
     return {
         **state,
         "cost": Cost.of([c.summary for c in candidates]).as_dict(),
         "teacher_usage": {**teacher_usage(teacher), "fallbacks": getattr(teacher, "fallbacks", 0)},
+        "teacher": teacher_record(teacher),
         "wall_seconds": time.perf_counter() - started,
     }
 
@@ -96,6 +97,27 @@ def teacher_usage(teacher: Teacher) -> dict[str, int]:
     )
 
 
+def finish_search(
+    label: str,
+    candidates: list[Candidate],
+    teacher: Teacher,
+    started: float,
+    state: dict[str, Any],
+    best: SkillLibrary,
+    records_path: str,
+    transcript_path: str,
+    library_path: str,
+    checkpoint_path: str,
+) -> None:
+    """A finished search's outputs: every candidate with the stage record, the teacher's transcript, the best
+    library; the checkpoint goes last, so a crash before it only means a resume that finds the work done."""
+    save_candidates(records_path, candidates, stage_record(candidates, teacher, started, **state))
+    log_rejections(label, teacher.transcript)
+    write_transcript(transcript_path, teacher)
+    best.save(library_path)
+    Path(checkpoint_path).unlink(missing_ok=True)
+
+
 def searched_categories(ctx_categories: list[str], heldout: list[str]) -> list[str]:
     return [c for c in ctx_categories if c not in set(heldout)]
 
@@ -134,22 +156,18 @@ def climb(
         )
     finally:
         ctx.close()
-    save_candidates(
-        candidates_path,
+    finish_search(
+        f"{backbone['name']} stage 1",
         result.candidates,
-        stage_record(
-            result.candidates,
-            teacher,
-            started,
-            best=result.best.node_id,
-            stopped_by=result.stopped_by,
-            teacher=teacher_record(teacher),
-        ),
+        teacher,
+        started,
+        {"best": result.best.node_id, "stopped_by": result.stopped_by},
+        result.best.library,
+        candidates_path,
+        transcript_path,
+        library_path,
+        checkpoint_path,
     )
-    log_rejections(f"{backbone['name']} stage 1", teacher.transcript)
-    write_transcript(transcript_path, teacher)
-    result.best.library.save(library_path)
-    Path(checkpoint_path).unlink(missing_ok=True)
 
 
 def search_category(
@@ -193,22 +211,18 @@ def search_category(
         )
     finally:
         ctx.close()
-    save_candidates(
-        tree_path,
+    finish_search(
+        f"{backbone['name']} stage 2 {category}",
         result.nodes,
-        stage_record(
-            result.nodes,
-            teacher,
-            started,
-            best=result.best.node_id,
-            stopped_by=result.stopped_by,
-            teacher=teacher_record(teacher),
-        ),
+        teacher,
+        started,
+        {"best": result.best.node_id, "stopped_by": result.stopped_by},
+        result.best.library,
+        tree_path,
+        transcript_path,
+        library_path,
+        checkpoint_path,
     )
-    log_rejections(f"{backbone['name']} stage 2 {category}", teacher.transcript)
-    write_transcript(transcript_path, teacher)
-    result.best.library.save(library_path)
-    Path(checkpoint_path).unlink(missing_ok=True)
 
 
 def merge_library(general_library: str, category_libraries: dict[str, str], out_path: str) -> SkillLibrary:
