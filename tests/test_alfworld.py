@@ -168,31 +168,6 @@ def test_an_environment_name_must_state_its_source() -> None:
         make_environment("alfworld", {"source": "generated"})
 
 
-def test_report_headings_carry_the_environment_label(tmp_path: Path) -> None:
-    from masa.io import write_json
-    from masa.stages.evaluate import write_report
-
-    summary = {
-        "reward_mean": 0.1, "reward_low": 0.0, "reward_high": 0.2, "success_rate": 0.0, "score_mean": 0.1,
-        "noop_rate": 0.0, "episodes": 2, "steps": 8, "llm_calls": 8, "prompt_tokens": 100,
-    }  # fmt: skip
-    generated = "ALFWorld-style (generated games; not comparable to published ALFWorld numbers)"
-    paths = []
-    for env, label in (("alfworld-generated", generated), ("alfworld-official", "ALFWorld (official games)")):
-        paths.append(str(tmp_path / f"{env}.json"))
-        write_json(
-            paths[-1], {"backbone": "b", "env": env, "env_label": label, "method": "masa", "summary": summary}
-        )
-    paths.append(str(tmp_path / "old.json"))  # written before eval JSON carried env_label
-    write_json(paths[-1], {"backbone": "b", "env": "scienceworld", "method": "masa", "summary": summary})
-    md = tmp_path / "summary.md"
-    table = write_report(paths, str(md), str(tmp_path / "s.csv"), str(tmp_path / "r.png"), {})
-    text = md.read_text()
-    assert f"## b on {generated}" in text and "## b on ALFWorld (official games)" in text
-    assert "## b on scienceworld" in text
-    assert sorted(table["env_label"]) == sorted([generated, "ALFWorld (official games)", "scienceworld"])
-
-
 def test_config_defaults_to_all_six_task_types_and_keeps_sources_apart() -> None:
     import copy
 

@@ -10,7 +10,7 @@ from masa.plots import tree_layout
 from masa.skills import SkillLibrary
 from masa.stages.adapt import one_shot_rewrite
 from masa.stages.contribution import leave_one_out
-from masa.stages.report import ReportPaths, method_table, swap_table, write_report
+from masa.stages.report import ReportPaths, env_label, method_table, swap_table, write_report
 from masa.teacher import EditTeacher
 
 BASE = "resources/skills/scienceworld.json"
@@ -193,3 +193,10 @@ def test_leave_one_out_drops_exactly_one_item_each_time():
         count = len(o.library.general_skills) + sum(map(len, o.library.task_specific_skills.values()))
         assert count + len(o.library.common_mistakes) == total + len(base.common_mistakes) - 1
     assert base.to_dict() == SkillLibrary.load(BASE).to_dict()
+
+
+def test_records_without_a_label_are_shown_under_their_environment_name():
+    # evaluations written before records carried env_label still get a heading of their own
+    assert env_label({"env": "scienceworld"}) == "scienceworld"
+    generated = "ALFWorld-style (generated games; not comparable to published ALFWorld numbers)"
+    assert env_label({"env": "alfworld-generated", "env_label": generated}) == generated
