@@ -152,6 +152,7 @@ use rule plot_hillclimb as plot_tree with:
         "logs/{backbone}/{env}/plot_tree/{category}.log",
     benchmark:
         "benchmarks/{backbone}/{env}/plot_tree/{category}.tsv"
+    localrule: True
     params:
         title="Stage 2 UCB tree: {backbone} on {env}, {category}",
 
