@@ -6,6 +6,7 @@ are drawn, and text sizes stay legible when the HTML report scales the image dow
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,12 @@ def _save(fig: Any, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     _pyplot().close(fig)
+
+
+def wrapped(label: str, width: int = 28) -> str:
+    """A long label (the generated-games environment label runs to 80 characters) on lines of ``width``, so
+    neighbouring tick labels and titles of side-by-side panels do not run into each other."""
+    return "\n".join(textwrap.wrap(label, width)) or label
 
 
 def _min_span(ax: Any, span: float = 0.1) -> None:
@@ -57,7 +64,7 @@ def plot_rewards(df: pd.DataFrame, path: str) -> None:
             lo.append(r["reward"] - r["reward_low"])
             hi.append(r["reward_high"] - r["reward"])
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=method, color=colors(m_index % 10))
-    ax.set_xticks(range(len(groups)), [f"{b}\n{e}" for b, e in groups])
+    ax.set_xticks(range(len(groups)), [f"{b}\n{wrapped(e)}" for b, e in groups], fontsize=8)
     ax.set_ylabel("mean reward (progress - lambda x no-op rate)")
     ax.set_title("Held-out reward per backbone and method (95% bootstrap CI)")
     ax.axhline(0, color="black", linewidth=0.6)
@@ -85,7 +92,7 @@ def plot_categories(df: pd.DataFrame, path: str) -> None:
         ax.set_xticks(range(len(cats)), cats)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("success rate (bars)\nmean progress (dots)")
-        ax.set_title(f"{backbone} on {env}: held-out success by task category")
+        ax.set_title(wrapped(f"{backbone} on {env}: held-out success by task category", 48), fontsize=10)
     axes[0, 0].legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _save(fig, path)
 
@@ -121,7 +128,7 @@ def plot_swap(df: pd.DataFrame, path: str) -> None:
         ax.set_yticks(range(len(sources)), sources)
         ax.set_xlabel("used by (backbone playing)")
         ax.set_ylabel("MASA skills of")
-        ax.set_title(f"{env}: reward change vs the user's Base Skill")
+        ax.set_title(wrapped(f"{env}: reward change vs the user's Base Skill", 48), fontsize=10)
         fig.colorbar(image, ax=ax, label="paired reward difference", shrink=0.8)
     _save(fig, path)
 
