@@ -23,16 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from masa.io import write_json
+from masa.io import atomic_open, write_json
 from masa.llm.transformers_backend import plain_chat_prompt
 from masa.rewriter.data import RewriterExample, format_prompt, view_json
 from masa.skills import SkillLibrary
@@ -401,17 +399,8 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     """
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as handle:
+        torch.save(obj, handle)
 
 
 def _encode_all(
