@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from masa.llm import cpu
 from masa.llm.base import LLM, Generation, Message, Scored, ScoreRequest
 
 SCORE_CHUNK = 16  # candidates per batched forward pass; bounds memory with 262k-token vocabularies
@@ -36,6 +37,9 @@ class TransformersLLM(LLM):
     dtype: str = "bfloat16"
     device: str = "auto"
     threads: int | None = None
+    # transformers' attn_implementation; "auto": masa's grouped attention on CPU (2x torch's fused kernel
+    # under the engine's mask, cpu.py), transformers' own choice on GPU
+    attention: str = "auto"
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. Qwen3's enable_thinking
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
@@ -55,6 +59,8 @@ class TransformersLLM(LLM):
             torch.set_num_threads(self.threads)
         if self.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            cpu.keep_freed_memory()
         if not Path(self.path).is_dir():
             raise FileNotFoundError(
                 f"model folder {self.path} does not exist (build it with the prepare_model rule)"
@@ -63,8 +69,20 @@ class TransformersLLM(LLM):
         self._tok.padding_side = "left"
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
-        self._model = AutoModelForCausalLM.from_pretrained(self.path, dtype=getattr(torch, self.dtype))
+        self._model = AutoModelForCausalLM.from_pretrained(
+            self.path, dtype=getattr(torch, self.dtype), attn_implementation=self._attention()
+        )
         self._model.to(self.device).eval()
+
+    def _attention(self) -> str | None:
+        if self.attention != "auto":
+            return self.attention
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(self.path).get_text_config()
+        if self.device != "cpu" or getattr(config, "attn_logit_softcapping", None):
+            return None
+        return cpu.register()
 
     # --- prompts -----------------------------------------------------------------------------------------------
     def chat_prompt(self, conversation: list[Message], prefill: str = "") -> str:
