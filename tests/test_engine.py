@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import asdict
 
 import pytest
@@ -140,3 +142,32 @@ def test_a_key_repeated_within_one_evaluation_is_played_once():
     assert [e.cached for e in result.episodes] == [False, True, True]
     assert result.summary.cache_hits == 2 and llm.usage.calls == result.episodes[0].steps
     assert len({e.reward for e in result.episodes}) == 1
+
+
+class SlowCorridor(CorridorEnv):
+    """A corridor whose simulator takes 20 ms a step in a process of its own (like a ScienceWorld JVM)."""
+
+    steps_concurrently = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.threads: set[int] = set()
+
+    def spawn(self):
+        return SlowCorridor(self.base, self.max_steps, self.spread)
+
+    def step(self, action):
+        self.threads.add(threading.get_ident())
+        time.sleep(0.02)
+        return super().step(action)
+
+
+def test_a_pool_of_separate_simulators_steps_side_by_side_with_the_same_episodes():
+    env = SlowCorridor(length=2, max_steps=6, spread=1)
+    jobs = jobs_for(env)
+    config = AgentConfig(policy="score", temperature=0.7)
+    expected = sequential(config, jobs, CorridorEnv(length=2, max_steps=6, spread=1))
+    pool = environment_pool(env, 3)
+    got = Engine(Agent(HashLLM(name="fake"), config), pool, 0.25).play(jobs)
+    assert [without_time(e) for e in got] == [without_time(e) for e in expected]
+    assert len(set().union(*(e.threads for e in pool))) > 1  # the pool's steps ran on several threads

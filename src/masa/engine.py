@@ -20,7 +20,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from masa.agent import Agent, EpisodeResult, EpisodeRun, parse_action, pick_action
 from masa.envs.base import Environment, TaskInstance
@@ -28,6 +31,8 @@ from masa.llm.base import ScoreRequest
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 2  # a failed simulator gets one restart and one replay of the episode
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class Engine:
     agent: Agent
     envs: list[Environment]
     noop_penalty: float
+    _threads: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def play(
         self, jobs: list[EpisodeJob], on_done: Callable[[int, EpisodeResult], None] | None = None
@@ -51,6 +57,17 @@ class Engine:
         """Every job's episode, in the jobs' order; ``on_done(index, episode)`` as each one ends."""
         if not self.envs:
             raise ValueError("the engine needs at least one environment")
+        concurrent = len(self.envs) > 1 and all(env.steps_concurrently for env in self.envs)
+        with ThreadPoolExecutor(len(self.envs)) if concurrent else nullcontext() as threads:
+            self._threads = threads
+            try:
+                return self._play(jobs, on_done)
+            finally:
+                self._threads = None
+
+    def _play(
+        self, jobs: list[EpisodeJob], on_done: Callable[[int, EpisodeResult], None] | None
+    ) -> list[EpisodeResult]:
         results: list[EpisodeResult | None] = [None] * len(jobs)
         queue = deque(enumerate(jobs))
         free = list(range(len(self.envs)))
@@ -80,21 +97,16 @@ class Engine:
             )
 
         while queue or live:
+            starts = []
             while queue and free:
                 index, job = queue.popleft()
-                env_index = free.pop(0)
                 attempts[index] += 1
-                started = time.perf_counter()
-                env = self.envs[env_index]
-                try:
-                    run = EpisodeRun(
-                        env, job.task, job.skills_text, job.seed, self.noop_penalty, self.agent.config
-                    )
-                except env.faults as err:
-                    failed(index, env_index, f"{type(err).__name__}: {err}")
-                    continue
-                run.elapsed += time.perf_counter() - started
-                live.append((index, env_index, run))
+                starts.append((index, job, free.pop(0)))
+            for (index, _, env_index), run in zip(starts, self._each(self._start, starts), strict=True):
+                if isinstance(run, str):
+                    failed(index, env_index, run)
+                else:
+                    live.append((index, env_index, run))
             stepping = [entry for entry in live if not entry[2].done]
             if stepping:
                 self.step([run for _, _, run in stepping])
@@ -109,16 +121,38 @@ class Engine:
                     finish(index, run.result())
         return [r for r in results if r is not None]
 
+    def _start(self, start: tuple[int, EpisodeJob, int]) -> EpisodeRun | str:
+        """A new run of the job on the environment (its reset included), or why the simulator failed."""
+        _, job, env_index = start
+        started = time.perf_counter()
+        env = self.envs[env_index]
+        try:
+            run = EpisodeRun(env, job.task, job.skills_text, job.seed, self.noop_penalty, self.agent.config)
+        except env.faults as err:
+            return f"{type(err).__name__}: {err}"
+        run.elapsed += time.perf_counter() - started
+        return run
+
+    def _each(self, work: Callable[[T], R], items: list[T]) -> list[R]:
+        """``work`` on every item, in order: side by side when the pool's simulators run in processes of
+        their own (a ScienceWorld step waits ~70 ms on its JVM, two of which use both cores), else in turn."""
+        if self._threads is None or len(items) < 2:
+            return [work(item) for item in items]
+        return list(self._threads.map(work, items))
+
     def step(self, runs: list[EpisodeRun]) -> None:
         """One action for every run, from one model call; the step's wall time is shared among them."""
         started = time.perf_counter()
         config, llm = self.agent.config, self.agent.llm
         if config.policy == "score":
             requests = [ScoreRequest(r.conversation(), r.observation.candidates, r.session) for r in runs]
+            actions: list[str | None] = []
             for run, scored in zip(runs, llm.score_many(requests, prefill="<action>"), strict=True):
                 run.llm_calls += 1
                 run.prompt_tokens += scored.prompt_tokens
-                apply(run, pick_action(scored.scores, run.observation.candidates, run.taken, config, run.rng))
+                actions.append(
+                    pick_action(scored.scores, run.observation.candidates, run.taken, config, run.rng)
+                )
         else:
             # Each run draws its seed as Agent.play would, keeping its random stream in step; a sampled batch
             # is seeded by its first run (greedy decoding ignores the seed).
@@ -126,18 +160,21 @@ class Engine:
             replies = llm.generate(
                 [r.conversation() for r in runs], config.max_new_tokens, config.temperature, seeds[0]
             )
+            actions = []
             for run, reply in zip(runs, replies, strict=True):
                 run.llm_calls += 1
                 run.prompt_tokens += reply.prompt_tokens
                 run.completion_tokens += reply.completion_tokens
-                apply(run, parse_action(reply.text))
+                actions.append(parse_action(reply.text))
+        self._each(apply, list(zip(runs, actions, strict=True)))
         share = (time.perf_counter() - started) / len(runs)
         for run in runs:
             run.elapsed += share
 
 
-def apply(run: EpisodeRun, action: str | None) -> None:
+def apply(move: tuple[EpisodeRun, str | None]) -> None:
     """``run.apply(action)``; a simulator failure ends the run with its reason (the engine replays it)."""
+    run, action = move
     try:
         run.apply(action)
     except run.env.faults as err:

@@ -52,6 +52,9 @@ class Environment(ABC):
     # Where results come from, for every table that shows them ("ALFWorld (official games)", ...): two
     # sources of one benchmark must never be read as the same thing.
     label: str = ""
+    # Whether two instances may be reset and stepped from two threads at once: true when each runs its
+    # simulator in a process of its own (a ScienceWorld JVM), so the engine steps a pool side by side.
+    steps_concurrently: bool = False
 
     @property
     def display_name(self) -> str:

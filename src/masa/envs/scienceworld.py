@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
 WON_SCORE = 100
 FOCUS_SLOTS = 5  # guarded focus actions offered at once (find-plant's greenhouse: 3 plants and 5 bees)
+JVM_START = threading.Lock()
 VALID_CACHE = 64  # visible states remembered per episode
 
 # Replies meaning the input was not understood; the ambiguity prompt is handled separately.
@@ -507,6 +509,7 @@ class ScienceWorld(Environment):
 
     name = "scienceworld"
     label = "ScienceWorld"
+    steps_concurrently = True  # every instance talks to its own JVM
 
     def __init__(
         self,
@@ -531,19 +534,21 @@ class ScienceWorld(Environment):
     # --- JVM -----------------------------------------------------------------------------------------------
     def _server(self) -> Any:
         """Start the JVM on first use. py4j launches java as a subprocess inheriting our environment, so
-        JAVA_TOOL_OPTIONS caps its heap (the JVM default is a quarter of the machine's RAM)."""
+        JAVA_TOOL_OPTIONS caps its heap (the JVM default is a quarter of the machine's RAM). The variable is
+        the process's, shared by the engine's threads, hence the lock."""
         if self._env is None:
             from scienceworld import ScienceWorldEnv
 
-            previous = os.environ.get("JAVA_TOOL_OPTIONS")
-            os.environ["JAVA_TOOL_OPTIONS"] = f"{previous or ''} -Xmx{self.heap_mb}m".strip()
-            try:
-                self._env = ScienceWorldEnv("", envStepLimit=10**9)  # the step budget is enforced here
-            finally:
-                if previous is None:
-                    os.environ.pop("JAVA_TOOL_OPTIONS", None)
-                else:
-                    os.environ["JAVA_TOOL_OPTIONS"] = previous
+            with JVM_START:
+                previous = os.environ.get("JAVA_TOOL_OPTIONS")
+                os.environ["JAVA_TOOL_OPTIONS"] = f"{previous or ''} -Xmx{self.heap_mb}m".strip()
+                try:
+                    self._env = ScienceWorldEnv("", envStepLimit=10**9)  # the step budget is enforced here
+                finally:
+                    if previous is None:
+                        os.environ.pop("JAVA_TOOL_OPTIONS", None)
+                    else:
+                        os.environ["JAVA_TOOL_OPTIONS"] = previous
         return self._env.server
 
     def spawn(self) -> ScienceWorld:
