@@ -43,9 +43,9 @@ def main() -> None:
     timings = {"reuse": 0.0, "fresh": 0.0}
     for _ in range(2):  # warm-up pass, then the measured one
         timings = {"reuse": 0.0, "fresh": 0.0}
-        reuse._last_prefix = None
+        reuse.forget_prompts()
         for conversation in prompts:
-            fresh._last_prefix = None  # forget the previous prompt: every call starts from scratch
+            fresh.forget_prompts()  # every call starts from scratch
             t = time.perf_counter()
             fresh.score(conversation, list(candidates), prefill="<action>")
             timings["fresh"] += time.perf_counter() - t

@@ -124,7 +124,7 @@ def test_score_many_equals_score_across_interleaved_episodes(model, request):
         ]
         got = many.score_many(requests, prefill="<action>")
         for req, scored in zip(requests, got, strict=True):
-            single._last_prefix = None
+            single.forget_prompts()
             assert scored.scores == pytest.approx(
                 single.score(req.conversation, list(req.candidates), "<action>"), abs=1e-3
             )

@@ -240,6 +240,13 @@ class TransformersLLM(LLM):
         self._last_prefix = self._last_cache = None
         return out
 
+    def forget_prompts(self) -> None:
+        """Drop every kept prompt cache, so the next call starts cold (benchmarks and tests compare
+        players from the same starting point)."""
+        self._last_prefix = self._last_cache = None
+        self._sessions.clear()
+        self._own_caches.clear()
+
     def end_session(self, session: str) -> None:
         """A finished episode's cache stays as a seed for new episodes until newer ones push it out (the
         one-by-one path keeps none: its caches cannot be shared)."""
@@ -278,15 +285,20 @@ class TransformersLLM(LLM):
         )
         cache = None
         if past_len:
+            # Cached prompts right-aligned, so each row's ends where its new tokens start (the mask hides the
+            # zeros before a shorter one; a row without a cached prompt has only zeros there).
+            seeded = [(r, row.seed_layers()) for r, row in enumerate(rows) if row.keep]
             layers = []
-            for layer in range(len(rows[0].seed_layers())):
-                keys, values = [], []
-                for row in rows:
-                    k, v = row.seed_layers()[layer]
-                    lead = past_len - row.keep
-                    keys.append(torch.nn.functional.pad(k[:, : row.keep], (0, 0, lead, 0)))
-                    values.append(torch.nn.functional.pad(v[:, : row.keep], (0, 0, lead, 0)))
-                layers.append((torch.stack(keys), torch.stack(values)))
+            for layer, (k0, _) in enumerate(seeded[0][1]):
+                keys = torch.zeros(
+                    len(rows), k0.shape[0], past_len, k0.shape[2], dtype=dtype, device=self.device
+                )
+                values = torch.zeros_like(keys)
+                for r, seed in seeded:
+                    k, v = seed[layer]
+                    keys[r, :, past_len - rows[r].keep :] = k[:, : rows[r].keep]
+                    values[r, :, past_len - rows[r].keep :] = v[:, : rows[r].keep]
+                layers.append((keys, values))
             cache = DynamicCache(ddp_cache_data=layers)
         hidden = self._model.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
@@ -300,11 +312,16 @@ class TransformersLLM(LLM):
                 sources = [prompt_end - 1] + [offset + k for k in range(len(cand) - 1)]
                 picks += [(r, q, t, c) for q, t in zip(sources, cand, strict=True)]
                 offset += len(cand)
-        where = torch.tensor([(r, q) for r, q, _, _ in picks], device=self.device)
+        # Every candidate's first token is predicted at the same place: the output layer and its softmax over
+        # the vocabulary (a third of a pass's time outside the layers) run once per distinct place.
+        places = sorted({(r, q) for r, q, _, _ in picks})
+        slot = {place: i for i, place in enumerate(places)}
+        where = torch.tensor(places, device=self.device)
         states = hidden.last_hidden_state[where[:, 0], where[:, 1]]
         logprobs = torch.log_softmax(self._model.lm_head(states).float(), dim=-1)
+        rows_of = torch.tensor([slot[r, q] for r, q, _, _ in picks], device=self.device)
         targets = torch.tensor([t for _, _, t, _ in picks], device=self.device)
-        chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).tolist()
+        chosen = logprobs[rows_of, targets].tolist()
         sums = [[0.0] * len(row.candidates) for row in rows]
         for (r, _, _, c), value in zip(picks, chosen, strict=True):
             sums[r][c] += value
