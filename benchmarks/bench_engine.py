@@ -1,10 +1,10 @@
 """Steps per second of the batched engine vs the naive loop, side by side in one run, on one loaded model.
 
-    python benchmarks/bench_engine.py [--config config/config.yaml] [--steps N] [--width N] [--warmup N]
+    python benchmarks/bench_engine.py [--config config/config.yaml] [--backbone NAME] [--steps N] [--width N]
 
-The setting is the default config's (its first backbone, agent, ScienceWorld tasks, steps, candidates, base
-skills, search instances per category and episodes in flight); the flags override a few. Three players on the
-same ScienceWorld train instances:
+The setting is the default config's: its first backbone (or --backbone) with its agent, the ScienceWorld
+tasks, steps, candidates, base skills, search instances per category and episodes in flight; the flags
+override a few. Three players on the same ScienceWorld train instances:
   naive       one episode at a time, one ``generate`` call per step, no prompt cache (the issue's baseline)
   sequential  one episode at a time, ``score`` per step, previous prompt's KV cache reused (Agent.play)
   engine      all episodes in lockstep, one ``score_many`` call per step (masa.engine)
@@ -148,12 +148,14 @@ def report(name: str, episodes: list[EpisodeResult], wall: float, clock: Clock) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config/config.yaml", type=Path)
+    parser.add_argument("--backbone", help="a backbone of the config (default: its first)")
     parser.add_argument("--steps", type=int, help="episode length (default: the config's max_steps)")
     parser.add_argument("--width", type=int, help="episodes in flight (default: the config's)")
     parser.add_argument("--warmup", type=int, default=300, help="simulator steps per JVM before timing")
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
-    backbone, spec = next(iter(config["backbones"].items()))
+    backbone = args.backbone or next(iter(config["backbones"]))
+    spec = config["backbones"][backbone]
     science = config["environments"]["scienceworld"]
     width = args.width or config["engine"]["episodes_in_flight"]
     noop_penalty = config["reward"]["noop_penalty"]
