@@ -100,8 +100,9 @@ def test_engine_matches_agent_play_on_the_real_model(smollm2_dir):
 
 @pytest.mark.parametrize("model", ["smollm2_dir", "gemma_dir"])
 def test_score_many_equals_score_across_interleaved_episodes(model, request):
-    """Two episodes over two steps: SmolLM2 packs candidates into one row per episode; Gemma 3 (sliding-window
-    layers) scores one by one, each episode from its own cache. Both must give ``score``'s numbers."""
+    """Two episodes over two steps, each packed into one row with its candidates, must give ``score``'s
+    numbers. The prompts are longer than Gemma 3's 512-token sliding window, so its sliding layers' own mask
+    must hide what lies beyond the window (and the full layers' must not)."""
     from masa.llm.base import Message, ScoreRequest
     from masa.llm.transformers_backend import TransformersLLM
 
@@ -109,7 +110,7 @@ def test_score_many_equals_score_across_interleaved_episodes(model, request):
     many = TransformersLLM(name="many", path=path, dtype="float32", threads=2)
     single = TransformersLLM(name="one", path=path, dtype="float32", threads=2)
     candidates = ("open door", "look around", "go to kitchen and then open the fridge")
-    rule = "Rule: never repeat a useless action. " * 8
+    rule = "Rule: never repeat a useless action. " * 70
     for step in range(2):
         requests = [
             ScoreRequest(
@@ -131,6 +132,7 @@ def test_score_many_equals_score_across_interleaved_episodes(model, request):
     assert many.usage.calls == single.usage.calls == 4
     assert many.usage.prompt_tokens == single.usage.prompt_tokens
     assert many.reused_prefix_tokens > 0  # the second step resumed each episode's own cache
+    assert many.forward_passes == 2  # one pass per step for both episodes and all their candidates
 
 
 def test_a_key_repeated_within_one_evaluation_is_played_once():

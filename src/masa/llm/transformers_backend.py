@@ -13,6 +13,7 @@ from masa.llm.base import LLM, Generation, Message, Scored, ScoreRequest
 
 SCORE_CHUNK = 16  # candidates per batched forward pass; bounds memory with 262k-token vocabularies
 BATCH_ROWS = 8  # episodes per forward pass in score_many
+LAYER_TYPES = ("full_attention", "sliding_attention")  # attention layers score_many can mask itself
 
 
 def plain_chat_prompt(conversation: list[Message], bos: str = "") -> str:
@@ -186,14 +187,34 @@ class TransformersLLM(LLM):
 
     # --- batched scoring (the engine) ----------------------------------------------------------------------------
     def packs_candidates(self) -> bool:
-        """Whether candidates can share one row under a custom attention mask: every layer must attend to
-        the full context (no sliding window, whose mask the model would build itself) and logits must be the
+        """Whether candidates can share one row under masks of our own: every layer attends to the full
+        context or to a sliding window (the model then takes one mask per layer type) and logits are the
         plain output layer (no soft-capping)."""
         config = self._model.config.get_text_config()
         layer_types = getattr(config, "layer_types", None) or ["full_attention"]
-        return all(t == "full_attention" for t in layer_types) and not getattr(
-            config, "final_logit_softcapping", None
-        )
+        return set(layer_types) <= set(LAYER_TYPES) and not getattr(config, "final_logit_softcapping", None)
+
+    def _masks(self, allowed: Any, query_positions: Any, keeps: Any, past_len: int) -> Any:
+        """The additive mask of ``allowed``; for a model with sliding-window layers, one per layer type, the
+        sliding one also hiding keys a window or more positions behind the query (transformers 5 models take
+        such a mapping as prepared masks)."""
+        import torch
+
+        dtype = self._model.dtype  # an additive mask suits every attention implementation (eager, sdpa)
+
+        def additive(keep: Any) -> Any:
+            return torch.zeros(keep.shape, dtype=dtype, device=self.device).masked_fill(
+                ~keep, torch.finfo(dtype).min
+            )
+
+        config = self._model.config.get_text_config()
+        if "sliding_attention" not in (getattr(config, "layer_types", None) or ()):
+            return additive(allowed)
+        slots = torch.arange(past_len, device=self.device)
+        past_positions = slots[None, :] - (past_len - keeps)[:, None]  # a right-aligned cached prompt
+        key_positions = torch.cat([past_positions, query_positions], dim=1)
+        recent = query_positions[:, :, None] - key_positions[:, None, :] < config.sliding_window
+        return {"full_attention": additive(allowed), "sliding_attention": additive(allowed & recent[:, None])}
 
     def score_many(self, requests: list[ScoreRequest], prefill: str = "") -> list[Scored]:
         """Score many episodes' steps in few forward passes, with the same scores as ``score``.
@@ -278,12 +299,11 @@ class TransformersLLM(LLM):
         positions = torch.tensor([p + [0] * (width - len(p)) for _, p, _ in layout], device=self.device)
         segments = torch.tensor([s + [-1] * (width - len(s)) for _, _, s in layout], device=self.device)
         keeps = torch.tensor([r.keep for r in rows], device=self.device)
-        allowed = block_causal_mask(segments, keeps, past_len)
-        dtype = self._model.dtype  # an additive mask suits every attention implementation (eager, sdpa)
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(
-            ~allowed, torch.finfo(dtype).min
-        )
-        cache = None
+        mask = self._masks(block_causal_mask(segments, keeps, past_len), positions, keeps, past_len)
+        dtype = self._model.dtype
+        # A cache of plain layers: every layer keeps every token (a model's own cache would drop what slid
+        # out of a window, which the kept prompts and the masks still count).
+        cache = DynamicCache()
         if past_len:
             # Cached prompts right-aligned, so each row's ends where its new tokens start (the mask hides the
             # zeros before a shorter one; a row without a cached prompt has only zeros there).
