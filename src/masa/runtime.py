@@ -215,6 +215,12 @@ class Context:
     base: SkillLibrary
     seed: int
 
+    def heldout_tasks(self) -> list[TaskInstance]:
+        """Every category's evaluation instances, after checking that no search or profile instance is
+        among them (whatever built the sets)."""
+        self.tasks.check_disjoint()
+        return [t for c in self.env.categories() for t in self.tasks.evaluation[c]]
+
     def close(self) -> None:
         self.evaluator.close()
         self.env.close()

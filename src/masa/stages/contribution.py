@@ -54,8 +54,7 @@ def skill_contribution(
     threads: int | None = None,
 ) -> list[dict[str, Any]]:
     ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
-    ctx.tasks.check_disjoint()
-    tasks = [t for c in ctx.env.categories() for t in ctx.tasks.evaluation[c]]
+    tasks = ctx.heldout_tasks()
     seeds = tuple(evaluation["seeds"])
     keys = [(t.key, s) for s in seeds for t in tasks]  # Evaluator.run's order
     full_library = SkillLibrary.load(library)

@@ -32,9 +32,8 @@ def evaluate_method(
     matrix). Each episode is recorded with its seed, so two records pair up by (task, seed)."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
     env_label = ctx.env.display_name
-    ctx.tasks.check_disjoint()  # held-out instances never searched nor profiled, whatever built the sets
+    tasks = ctx.heldout_tasks()
     skills = None if method == "no_skill" else SkillLibrary.load(library) if library else ctx.base
-    tasks = [t for c in ctx.env.categories() for t in ctx.tasks.evaluation[c]]
     seeds = tuple(evaluation["seeds"])
     try:
         result = ctx.evaluator.run(skills, tasks, seeds, label=f"{backbone['name']} {method}")
