@@ -192,3 +192,30 @@ def test_config_defaults_to_all_six_task_types_and_keeps_sources_apart() -> None
         config["environments"][env] = {**config["environments"].get(env, {}), **settings}
         with pytest.raises(ConfigError, match=env):
             validate_config(config, schema)
+
+
+def test_the_engine_plays_generated_games_in_lockstep_as_one_at_a_time(games_dir: Path) -> None:
+    """Two games side by side in one process (a spawned environment) play exactly as one by one."""
+    from dataclasses import asdict
+
+    from masa.agent import Agent, AgentConfig
+    from masa.engine import Engine, EpisodeJob, environment_pool
+    from tests.fakes import HashLLM
+
+    env = ALFWorld("alfworld-generated", "generated", games_dir, max_steps=6)
+    jobs = [
+        EpisodeJob(task, "", 0) for c in ("clean", "pick_and_place") for task in env.instances(c, "train")
+    ]
+    config = AgentConfig(policy="score", repeat_penalty=0.5)
+    alone = [Agent(HashLLM(name="fake"), config).play(env, j.task, j.skills_text, j.seed, 0.25) for j in jobs]
+    pool = environment_pool(env, 2)
+    together = Engine(Agent(HashLLM(name="fake"), config), pool, 0.25).play(jobs)
+    assert len({id(e._env) for e in pool}) == 2  # two game engines, one per environment
+
+    def played(episode):
+        return {k: v for k, v in asdict(episode).items() if k != "seconds"}
+
+    assert [played(e) for e in together] == [played(e) for e in alone]
+    assert sum(e.steps for e in together) > len(jobs)  # episodes ran past their first step
+    for environment in pool:
+        environment.close()

@@ -160,6 +160,16 @@ class ALFWorld(Environment):
     def categories(self) -> list[str]:
         return list(self._categories)
 
+    def spawn(self) -> ALFWorld:
+        """Same games and settings, with a game engine of its own: TextWorld games in one process share
+        nothing but the discovered game list, so the batched engine plays several in lockstep (their steps
+        run in turn: they are Python in this process)."""
+        twin = ALFWorld(
+            self.name, self.source, self.data_dir, self._categories, self.max_steps, self.eval_split
+        )
+        twin._games, twin._paths = self.games(), self._paths
+        return twin
+
     def games(self) -> dict[tuple[str, str], list[Game]]:
         """Games by (category, split), found once."""
         if self._games is None:
