@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from masa.agent import Agent, EpisodeResult, EpisodeRun, parse_action, pick_action
 from masa.envs.base import Environment, TaskInstance
@@ -31,7 +31,6 @@ from masa.llm.base import ScoreRequest
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 2  # a failed simulator gets one restart and one replay of the episode
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -97,12 +96,15 @@ class Engine:
             )
 
         while queue or live:
-            starts = []
+            starting: list[int] = []  # job indices
+            placed: list[int] = []  # the free environment each one starts on
             while queue and free:
-                index, job = queue.popleft()
+                index, _ = queue.popleft()
                 attempts[index] += 1
-                starts.append((index, job, free.pop(0)))
-            for (index, _, env_index), run in zip(starts, self._each(self._start, starts), strict=True):
+                starting.append(index)
+                placed.append(free.pop(0))
+            runs = self._each(self._start, [jobs[i] for i in starting], placed)
+            for index, env_index, run in zip(starting, placed, runs, strict=True):
                 if isinstance(run, str):
                     failed(index, env_index, run)
                 else:
@@ -121,9 +123,8 @@ class Engine:
                     finish(index, run.result())
         return [r for r in results if r is not None]
 
-    def _start(self, start: tuple[int, EpisodeJob, int]) -> EpisodeRun | str:
+    def _start(self, job: EpisodeJob, env_index: int) -> EpisodeRun | str:
         """A new run of the job on the environment (its reset included), or why the simulator failed."""
-        _, job, env_index = start
         started = time.perf_counter()
         env = self.envs[env_index]
         try:
@@ -133,12 +134,13 @@ class Engine:
         run.elapsed += time.perf_counter() - started
         return run
 
-    def _each(self, work: Callable[[T], R], items: list[T]) -> list[R]:
-        """``work`` on every item, in order: side by side when the pool's simulators run in processes of
-        their own (a ScienceWorld step waits ~70 ms on its JVM, two of which use both cores), else in turn."""
-        if self._threads is None or len(items) < 2:
-            return [work(item) for item in items]
-        return list(self._threads.map(work, items))
+    def _each(self, work: Callable[..., R], *columns: list[Any]) -> list[R]:
+        """``work`` on every row of ``columns`` (as ``map`` does), in order: side by side when the pool's
+        simulators run in processes of their own (a ScienceWorld step waits ~70 ms on its JVM, two of which
+        use both cores), else in turn."""
+        if self._threads is None or len(columns[0]) < 2:
+            return list(map(work, *columns))
+        return list(self._threads.map(work, *columns))
 
     def step(self, runs: list[EpisodeRun]) -> None:
         """One action for every run, from one model call; the step's wall time is shared among them."""
@@ -166,15 +168,14 @@ class Engine:
                 run.prompt_tokens += reply.prompt_tokens
                 run.completion_tokens += reply.completion_tokens
                 actions.append(parse_action(reply.text))
-        self._each(apply, list(zip(runs, actions, strict=True)))
+        self._each(apply, runs, actions)
         share = (time.perf_counter() - started) / len(runs)
         for run in runs:
             run.elapsed += share
 
 
-def apply(move: tuple[EpisodeRun, str | None]) -> None:
+def apply(run: EpisodeRun, action: str | None) -> None:
     """``run.apply(action)``; a simulator failure ends the run with its reason (the engine replays it)."""
-    run, action = move
     try:
         run.apply(action)
     except run.env.faults as err:
