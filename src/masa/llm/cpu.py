@@ -23,7 +23,6 @@ preload jemalloc or tcmalloc for the same reason). The price is a resident size 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 from typing import Any
 
@@ -75,11 +74,9 @@ def register() -> str:
 def keep_freed_memory() -> bool:
     """Ask glibc to serve blocks below 32 MB from its heap and not to trim freed memory back to the system
     (see the module docstring). False, and nothing changed, where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
     except (OSError, AttributeError, TypeError):
-        log.info("no glibc mallopt here (%s): the allocator keeps its defaults", name)
+        log.info("no glibc mallopt in this process: the allocator keeps its defaults")
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) and mallopt(M_TRIM_THRESHOLD, 1 << 30))

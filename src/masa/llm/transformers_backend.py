@@ -70,17 +70,17 @@ class TransformersLLM(LLM):
         self._tok.padding_side = "left"
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
-        self._model = AutoModelForCausalLM.from_pretrained(
-            self.path, dtype=getattr(torch, self.dtype), attn_implementation=self._attention()
-        )
+        self._model = AutoModelForCausalLM.from_pretrained(self.path, dtype=getattr(torch, self.dtype))
+        attention = self._attention()
+        if attention is not None:
+            self._model.set_attn_implementation(attention)
         self._model.to(self.device).eval()
 
     def _attention(self) -> str | None:
+        """The attention implementation to switch the loaded model to; None keeps transformers' choice."""
         if self.attention != "auto":
             return self.attention
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(self.path).get_text_config()
+        config = self._model.config.get_text_config()
         if self.device != "cpu" or getattr(config, "attn_logit_softcapping", None):
             return None
         return cpu.register()
