@@ -30,12 +30,15 @@ import yaml
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from masa.agent import Agent, AgentConfig, EpisodeResult
+from masa.config import validate_config
 from masa.engine import Engine, EpisodeJob
 from masa.envs.base import Environment
 from masa.envs.scienceworld import ScienceWorld
 from masa.llm.base import LLM
 from masa.llm.transformers_backend import TransformersLLM
 from masa.skills import SkillLibrary
+
+SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
 
 @dataclass
@@ -153,7 +156,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, help="episodes in flight (default: the config's)")
     parser.add_argument("--warmup", type=int, default=300, help="simulator steps per JVM before timing")
     args = parser.parse_args()
-    config = yaml.safe_load(args.config.read_text())
+    config = validate_config(yaml.safe_load(args.config.read_text()), SCHEMA)  # defaults filled, errors named
     backbone = args.backbone or next(iter(config["backbones"]))
     spec = config["backbones"][backbone]
     science = config["environments"]["scienceworld"]
