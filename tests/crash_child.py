@@ -55,7 +55,7 @@ class HashLLM(LLM):
         self.calls_log.write(f"{os.getpid()}\n")
         self.calls_log.flush()
 
-    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill=""):
+    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill="", schema=None):
         raise AssertionError("the crash tests use the score policy")
 
     def score(self, conversation, candidates, prefill=""):

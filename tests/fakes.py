@@ -17,7 +17,7 @@ class ScriptedLLM(LLM):
     liked: str = ""
     prompts: list[str] = field(default_factory=list)
 
-    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill=""):
+    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill="", schema=None):
         out = []
         for conversation in conversations:
             self.prompts.append(conversation[-1].content)
@@ -39,7 +39,7 @@ class HashLLM(LLM):
     (a step, an observation, the history) changes its choice, so two players agree only if their prompts do.
     Candidates with "forward" get a bonus, so episodes of different lengths end at different steps."""
 
-    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill=""):
+    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill="", schema=None):
         out = []
         for conversation in conversations:
             text = conversation[-1].content

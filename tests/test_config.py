@@ -75,7 +75,11 @@ def test_default_config_validates_and_gets_defaults():
         (
             lambda c: c["backbones"]["gemma3-270m"]["model"].update(packaged="llama-70b"),
             r"backbones.gemma3-270m.model.packaged: 'llama-70b' is not one of \['smollm2-135m-instruct', "
-            r"'gemma3-270m'\]",
+            r"'gemma3-270m', 'qwen2.5-coder-1.5b-instruct'\]",
+        ),
+        (
+            lambda c: c["backbones"]["gemma3-270m"]["model"].update(backend="llamacpp"),
+            r"backbones.gemma3-270m: agent.policy 'score' needs a backend that scores actions",
         ),
         (
             lambda c: c["backbones"]["gemma3-270m"].update(

@@ -44,8 +44,8 @@ def stop_with_parent() -> None:
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory) -> Iterator[str]:
-    if not (SERVER_DIR / "llama_cpp" / "server" / "__main__.py").is_file():
-        pytest.skip(f"llama.cpp's server is not installed in {SERVER_DIR}: bash .ci/llama-server-install.sh")
+    if not (SERVER_DIR / "fastapi" / "__init__.py").is_file():
+        pytest.skip(f"llama.cpp's server web stack is not in {SERVER_DIR}: bash .ci/llama-server-install.sh")
     from masa.llm.packaged import PACKAGED_MODELS, locate_part
 
     (part,) = PACKAGED_MODELS[ALIAS].parts  # one part: the GGUF file itself

@@ -1,9 +1,23 @@
 import json
 import random
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import jsonschema
+import pytest
 
 from masa.agent import EpisodeResult, Step
 from masa.skills import Skill
-from masa.teacher import EDIT_OPERATORS, EditTeacher, LLMTeacher, apply_edit
+from masa.teacher import (
+    EDIT_OPERATORS,
+    MISTAKES_SCHEMA,
+    SKILLS_SCHEMA,
+    WEAKNESSES_SCHEMA,
+    EditTeacher,
+    LLMTeacher,
+    apply_edit,
+    parse_skill_list,
+)
 from tests.fakes import ScriptedLLM
 
 MISTAKE = '[{"mistake_id": "'  # the prefill of the attribution step
@@ -182,3 +196,50 @@ def test_real_teacher_path_on_the_packaged_model(smollm2_dir):
     fallbacks = [c for c in teacher.transcript if c.note == "fallback: edit teacher"]
     assert len(fallbacks) == teacher.fallbacks == sum(not c.valid for c in asked)
     assert weaknesses and rewrite.skills
+
+
+@dataclass
+class SchemaLLM(ScriptedLLM):
+    """A scripted backend that, like llama.cpp or a structured-outputs server, is handed the reply's schema."""
+
+    follows_schema: ClassVar[bool] = True
+    asked: list[tuple[str, dict | None]] = field(default_factory=list)
+
+    def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill="", schema=None):
+        self.asked.append((prefill, schema))
+        return super().generate(conversations, max_new_tokens, temperature, seed, prefill, schema)
+
+
+def test_a_backend_that_follows_schemas_gets_each_steps_schema_and_no_prefill():
+    reply = {
+        "skills": [{"title": "Focus", "principle": "Focus on the asked object.", "when_to_apply": "always"}]
+    }
+    llm = SchemaLLM(name="teacher", replies=[json.dumps(reply)])
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0)
+    rewrite = teacher.rewrite(SKILLS, "general", "", {}, [], seed=0)
+    assert rewrite.source == "llm" and [s.principle for s in rewrite.skills] == ["Focus on the asked object."]
+    assert rewrite.skills[0].skill_id == "gen_001"  # the schema asks for no id: the teacher assigns it
+    llm.replies = [
+        json.dumps({"mistakes": [{"description": "loops", "why_it_happens": "-", "how_to_avoid": "vary"}]})
+    ]
+    assert "loops" in teacher.attribute([failed_episode()], "general")
+    assert llm.asked == [("", SKILLS_SCHEMA), ("", MISTAKES_SCHEMA)]
+
+
+def test_a_backend_without_schemas_is_prefilled_instead():
+    llm = ScriptedLLM(name="teacher", replies=['g", "title": "T", "principle": "P changed"}]'])
+    calls = []
+    original = llm.generate
+    llm.generate = lambda *a, **k: calls.append(k) or original(*a, **k)
+    LLMTeacher(llm, EditTeacher(POOL), retries=0).rewrite(SKILLS, "general", "", {}, [], seed=0)
+    assert calls[0]["schema"] is None and calls[0]["prefill"] == '[{"skill_id": "'
+
+
+def test_teacher_schemas_accept_what_the_parsers_accept_and_bound_their_text():
+    good = {"skills": [{"title": "Look", "principle": "Look around first.", "when_to_apply": "at the start"}]}
+    jsonschema.validate(good, SKILLS_SCHEMA)
+    assert parse_skill_list(json.dumps(good), "gen")[0].title == "Look"
+    runaway = {"skills": [{"title": "Look", "principle": "x" * 1000, "when_to_apply": "now"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(runaway, SKILLS_SCHEMA)
+    jsonschema.validate({"weaknesses": ["loops on one action"]}, WEAKNESSES_SCHEMA)

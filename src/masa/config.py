@@ -119,6 +119,7 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
         ("teacher.model", config["teacher"].get("model"))
     ]:
         problems += backend_problems(where, model)
+    problems += scoring_problems(config)
     problems += disabled_input_problems(config)
     return problems
 
@@ -157,12 +158,23 @@ def backend_problems(where: str, model: dict[str, Any] | None) -> list[str]:
     backend = model.get("backend", "transformers")
     if backend == "openai" and not ("model" in model and "base_url" in model):
         return [f"{where}: backend 'openai' serves a model by name: give 'model' and 'base_url'"]
-    if backend == "transformers" and not ("packaged" in model or "path" in model):
+    if backend in ("transformers", "llamacpp") and not ("packaged" in model or "path" in model):
         return [
-            f"{where}: backend 'transformers' loads local weights: give 'packaged' or 'path' "
+            f"{where}: backend '{backend}' loads local weights: give 'packaged' or 'path' "
             "(or set backend: openai for a served model)"
         ]
     return []
+
+
+def scoring_problems(config: dict[str, Any]) -> list[str]:
+    """``policy: score`` ranks actions by their log-probability, which the llamacpp backend does not give."""
+    return [
+        f"backbones.{name}: agent.policy 'score' needs a backend that scores actions (transformers or "
+        "vllm); backend 'llamacpp' only generates: set agent.policy: generate or another backend"
+        for name, backbone in config["backbones"].items()
+        if backbone["model"].get("backend") == "llamacpp"
+        and backbone["agent"]["policy"] == "score"  # defaults are filled before this check
+    ]
 
 
 def disabled_input_problems(config: dict[str, Any]) -> list[str]:

@@ -47,7 +47,7 @@ def prepare_process(log_path: str | None = None, level: int = logging.INFO) -> N
 
 
 def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: int | None = None) -> LLM:
-    """A backend from a model spec (``backend``: transformers | openai | vllm)."""
+    """A backend from a model spec (``backend``: transformers | openai | vllm | llamacpp)."""
     backend = spec.get("backend", "transformers")
     if backend == "transformers":
         from masa.llm.transformers_backend import TransformersLLM
@@ -85,14 +85,21 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
             dtype=spec.get("dtype", "bfloat16"),
             chat_template_kwargs=spec.get("chat_template_kwargs", {}),
         )
-    raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm)")
+    if backend == "llamacpp":
+        from masa.llm.llamacpp_backend import LlamaCppLLM
+
+        return LlamaCppLLM(
+            name=name, path=str(model_dir or spec["path"]), threads=threads, context=spec.get("context", 4096)
+        )
+    raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm, llamacpp)")
 
 
 def model_fingerprint(model_dir: str | None, spec: dict[str, Any]) -> str:
     """What identifies the weights in cache keys: the safetensors headers' hash, or the served model's name."""
     if model_dir and Path(model_dir).is_dir():
         digest = hashlib.sha256()
-        for shard in sorted(Path(model_dir).glob("*.safetensors")):
+        weights = [*Path(model_dir).glob("*.safetensors"), *Path(model_dir).glob("*.gguf")]
+        for shard in sorted(weights):
             digest.update(shard.name.encode())
             digest.update(str(shard.stat().st_size).encode())
             with shard.open("rb") as handle:

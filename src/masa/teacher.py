@@ -67,9 +67,14 @@ def skills_json(skills: list[Skill]) -> str:
     return json.dumps([s.to_dict() for s in skills], ensure_ascii=False)
 
 
+def with_ids(items: list, key: str) -> list:
+    """Give id-less reply items a placeholder id: the schema asks for none, since the teacher assigns them."""
+    return [{key: "reply", **item} if isinstance(item, dict) and key not in item else item for item in items]
+
+
 def parse_skill_list(reply: str, prefix: str) -> list[Skill]:
     """The first JSON array in ``reply`` as skills; raises LibraryFormatError with what was wrong."""
-    data = first_json_array(reply)
+    data = with_ids(first_json_array(reply), "skill_id")
     skills = [Skill.from_dict(item, f"reply[{i}]") for i, item in enumerate(data)]
     for i, skill in enumerate(skills):  # ids are ours to assign: a reply cannot collide or smuggle paths
         skill.skill_id = f"{prefix}_{i + 1:03d}"
@@ -212,16 +217,29 @@ class LLMTeacher(Teacher):
         return min(self.max_new_tokens, 160)
 
     def _ask(
-        self, step: str, prompt: str, parse: Callable[[str], T], prefill: str, seed: int, tokens: int
+        self,
+        step: str,
+        prompt: str,
+        parse: Callable[[str], T],
+        schema: dict,
+        prefill: str,
+        seed: int,
+        tokens: int,
     ) -> T | None:
-        """The first reply that ``parse`` accepts, or None after 1 + ``retries`` attempts."""
+        """The first reply that ``parse`` accepts, or None after 1 + ``retries`` attempts.
+
+        A backend that follows ``schema`` gets it and no prefill (its grammar starts the reply); any other
+        is started with ``prefill``. ``parse`` checks both, since a schema cannot say "changed" or "sane".
+        """
+        constrained = self.llm.follows_schema
         for attempt in range(1 + self.retries):
             reply = self.llm.generate(
                 [[Message("system", TEACHER_ROLE), Message("user", prompt)]],
                 tokens,
                 temperature=0.0 if attempt == 0 else self.temperature,
                 seed=seed + attempt,
-                prefill=prefill,
+                prefill="" if constrained else prefill,
+                schema=schema if constrained else None,
             )[0].text
             try:
                 value = parse(reply)
@@ -241,7 +259,9 @@ class LLMTeacher(Teacher):
     def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
         digest = "\n".join(f"- {describe_failure(e)}" for e in episodes[:6]) or "- no episodes"
         prompt = WEAKNESS_PROMPT.format(card=card_text(card), episodes=digest)
-        found = self._ask("weaknesses", prompt, parse_string_list, '["', 0, self.analysis_tokens)
+        found = self._ask(
+            "weaknesses", prompt, parse_string_list, WEAKNESSES_SCHEMA, '["', 0, self.analysis_tokens
+        )
         measured = self.fallback.weaknesses(card, episodes)
         if found is None:
             self._fell_back("weaknesses", json.dumps(measured))
@@ -254,7 +274,13 @@ class LLMTeacher(Teacher):
         focus = GENERAL_FOCUS if scope == "general" else TASK_FOCUS.format(scope=scope)
         prompt = ATTRIBUTE_PROMPT.format(scope=scope, focus=focus, failures=digest)
         mistakes = self._ask(
-            "attribute", prompt, parse_mistake_list, '[{"mistake_id": "', 0, self.analysis_tokens
+            "attribute",
+            prompt,
+            parse_mistake_list,
+            MISTAKES_SCHEMA,
+            '[{"mistake_id": "',
+            0,
+            self.analysis_tokens,
         )
         if mistakes is None:
             self._fell_back("attribute", digest)
@@ -296,7 +322,9 @@ class LLMTeacher(Teacher):
                 raise LibraryFormatError("reply is far longer than the input (runaway generation)")
             return revised
 
-        revised = self._ask("rewrite", prompt, parse, '[{"skill_id": "', seed, self.max_new_tokens)
+        revised = self._ask(
+            "rewrite", prompt, parse, SKILLS_SCHEMA, '[{"skill_id": "', seed, self.max_new_tokens
+        )
         if revised is not None:
             return Rewrite(revised, "llm")
         result = self.fallback.rewrite(skills, scope, analysis, card, history, seed)
@@ -327,12 +355,42 @@ def parse_string_list(reply: str) -> list[str]:
 
 def parse_mistake_list(reply: str) -> list[Mistake]:
     """A JSON list of ``common_mistakes`` items, each with a description and how to avoid it."""
-    mistakes = [Mistake.from_dict(item, f"reply[{i}]") for i, item in enumerate(first_json_array(reply))]
+    items = with_ids(first_json_array(reply), "mistake_id")
+    mistakes = [Mistake.from_dict(item, f"reply[{i}]") for i, item in enumerate(items)]
     for i, mistake in enumerate(mistakes):
         if not mistake.description.strip() or not mistake.how_to_avoid.strip():
             raise LibraryFormatError(f"reply[{i}] needs a non-empty description and how_to_avoid")
         mistake.mistake_id = f"err_{i + 1:03d}"
     return mistakes
+
+
+def text_field(longest: int) -> dict:
+    return {"type": "string", "minLength": 3, "maxLength": longest}
+
+
+def list_reply(key: str, item: dict, most: int) -> dict:
+    """A JSON schema for an object holding one non-empty list: the top level of every teacher reply is an
+    object because OpenAI's structured outputs require one; ``first_json_array`` reads the list inside."""
+    items = {"type": "array", "minItems": 1, "maxItems": most, "items": item}
+    return {"type": "object", "properties": {key: items}, "required": [key], "additionalProperties": False}
+
+
+def record(fields: dict[str, int]) -> dict:
+    properties = {name: text_field(longest) for name, longest in fields.items()}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(fields),
+        "additionalProperties": False,
+    }
+
+
+# The shapes of the three replies; the length bounds keep a small model from running away inside a string.
+WEAKNESSES_SCHEMA = list_reply("weaknesses", text_field(200), 3)
+MISTAKES_SCHEMA = list_reply(
+    "mistakes", record({"description": 200, "why_it_happens": 200, "how_to_avoid": 200}), 3
+)
+SKILLS_SCHEMA = list_reply("skills", record({"title": 80, "principle": 320, "when_to_apply": 160}), 8)
 
 
 def transcript_records(calls: list[TeacherCall]) -> list[dict]:

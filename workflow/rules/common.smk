@@ -40,8 +40,12 @@ def searched_categories(env):
 
 
 def model_folder(spec):
-    """The prepared local folder of a packaged model, or None for a path or a served model."""
-    return f"resources/models/{spec['packaged']}" if "packaged" in spec else None
+    """The prepared local folder of a packaged model (its GGUF file for the llamacpp backend, safetensors
+    otherwise), or None for a path or a served model."""
+    if "packaged" not in spec:
+        return None
+    kind = "gguf" if spec.get("backend") == "llamacpp" else "models"
+    return f"resources/{kind}/{spec['packaged']}"
 
 
 def backbone_model(wildcards):

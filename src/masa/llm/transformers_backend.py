@@ -109,7 +109,10 @@ class TransformersLLM(LLM):
         temperature: float = 0.0,
         seed: int = 0,
         prefill: str = "",
+        schema: dict[str, Any] | None = None,
     ) -> list[Generation]:
+        """Unconstrained generation: ``schema`` is not enforced here (``follows_schema`` is False), so
+        callers prefill the reply's start and validate it."""
         import torch
 
         prompts = [self.chat_prompt(c, prefill) for c in conversations]

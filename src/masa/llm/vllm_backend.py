@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from masa.llm.base import LLM, Generation, Message
 
@@ -17,6 +17,7 @@ class VLLMLLM(LLM):
     tensor_parallel_size: int = 1
     dtype: str = "bfloat16"
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. Qwen3's enable_thinking
+    follows_schema: ClassVar[bool] = True  # vLLM's structured outputs (xgrammar or guidance)
     _engine: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
 
@@ -43,8 +44,16 @@ class VLLMLLM(LLM):
         temperature: float = 0.0,
         seed: int = 0,
         prefill: str = "",
+        schema: dict[str, Any] | None = None,
     ) -> list[Generation]:
-        params = self._vllm.SamplingParams(max_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        constraint: dict[str, Any] = {}
+        if schema is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            constraint["structured_outputs"] = StructuredOutputsParams(json=schema)
+        params = self._vllm.SamplingParams(
+            max_tokens=max_new_tokens, temperature=temperature, seed=seed, **constraint
+        )
         outputs = self._engine.generate([self.chat_prompt(c, prefill) for c in conversations], params)
         results = [
             Generation(
