@@ -10,7 +10,14 @@ from masa.plots import tree_layout
 from masa.skills import SkillLibrary
 from masa.stages.adapt import one_shot_rewrite
 from masa.stages.contribution import leave_one_out
-from masa.stages.report import ReportPaths, env_label, method_table, swap_table, write_report
+from masa.stages.report import (
+    ReportPaths,
+    env_label,
+    method_markdown,
+    method_table,
+    swap_table,
+    write_report,
+)
 from masa.teacher import EditTeacher
 
 BASE = "resources/skills/scienceworld.json"
@@ -93,6 +100,8 @@ def test_method_table_pairs_against_base_skill_and_prices_preparation(tmp_path):
     row = df.iloc[1]
     assert row["diff_vs_base"] == pytest.approx(0.2) and row["pairs"] == 2
     assert (row["diff_low"], row["diff_high"]) == pytest.approx((0.1, 0.3))
+    assert row["detectable"] == pytest.approx(2.8016 * 0.1414 / 2**0.5, rel=1e-3)  # sd of (0.3, 0.1)
+    assert "| detectable change |" in method_markdown(df) and "±0.280" in method_markdown(df)
     assert row["prep_llm_calls"] == 5 and row["total_llm_calls"] == 9 and row["eval_llm_calls"] == 4
     assert pd.isna(df.iloc[0]["diff_vs_base"])
 

@@ -1,6 +1,14 @@
+import random
+
 import pytest
 
-from masa.stats import bootstrap_interval, episode_rewards, paired_difference, percentile_interval
+from masa.stats import (
+    bootstrap_interval,
+    detectable_change,
+    episode_rewards,
+    paired_difference,
+    percentile_interval,
+)
 
 
 def test_bootstrap_interval_matches_the_hand_computed_exact_distribution():
@@ -47,3 +55,28 @@ def test_paired_difference_refuses_disjoint_evaluations_and_duplicate_pairs():
     duplicated = {"method": "m", "episodes": [{"task": "a", "seed": 0, "reward": 1.0}] * 2}
     with pytest.raises(ValueError, match="twice"):
         episode_rewards(duplicated)
+
+
+def test_detectable_change_is_the_hand_computed_bound_and_shrinks_with_the_square_root_of_pairs():
+    diffs = [0.1, -0.1, 0.3, -0.3]  # sd = sqrt(0.2 / 3)
+    assert detectable_change(diffs, [0.5] * 4) == pytest.approx(2.8016 * (0.2 / 3) ** 0.5 / 2, rel=1e-3)
+    assert detectable_change(diffs * 4, [0.5] * 16) == pytest.approx(
+        detectable_change(diffs, [0.5] * 4) / 2,
+        rel=0.15,  # sd's n-1 differs between 4 and 16 pairs
+    )
+    # Identical episodes say nothing about a real change: the unpaired bound from the control's spread.
+    assert detectable_change([0.0] * 4, [0.2, 0.4, 0.6, 0.8]) > 0.3
+    assert detectable_change([0.0], [0.5]) == float("inf")
+
+
+def test_a_change_of_the_detectable_size_is_found_about_four_times_in_five():
+    rng = random.Random(0)
+    found, runs = 0, 400
+    for _ in range(runs):
+        noise = [rng.gauss(0, 0.2) for _ in range(40)]
+        bound = detectable_change(noise, [0.5] * 40)
+        shifted = [n + bound for n in noise]  # a true change of the bound: the test should find it
+        treatment = {(f"t{i}", 0): 0.5 + d for i, d in enumerate(shifted)}
+        control = {(f"t{i}", 0): 0.5 for i in range(40)}
+        found += paired_difference(treatment, control, resamples=200, seed=1).excludes_zero
+    assert 0.6 < found / runs <= 1.0

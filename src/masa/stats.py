@@ -10,10 +10,11 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import asdict, dataclass
-from statistics import fmean
+from statistics import NormalDist, fmean, stdev
 from typing import Any
 
 LEVEL = 0.95
+POWER = 0.80  # of the minimum detectable change: the change a paired test at LEVEL finds four times in five
 
 
 def percentile_interval(means: list[float], level: float = LEVEL) -> tuple[float, float]:
@@ -56,6 +57,7 @@ class PairedDifference:
     low: float
     high: float
     pairs: int
+    detectable: float  # the minimum detectable change of these pairs (``detectable_change``)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -77,7 +79,23 @@ def paired_difference(
         )
     diffs = [treatment[k] - control[k] for k in keys]
     low, high = bootstrap_interval(diffs, resamples, seed)
-    return PairedDifference(fmean(diffs), low, high, len(keys))
+    detectable = detectable_change(diffs, [control[k] for k in keys])
+    return PairedDifference(fmean(diffs), low, high, len(keys), detectable)
+
+
+def detectable_change(diffs: list[float], control: list[float]) -> float:
+    """The smallest true mean change that a two-sided paired test at ``LEVEL`` detects with ``POWER``:
+    (z_(1+LEVEL)/2 + z_POWER) x sd / sqrt(n), the normal approximation.
+
+    sd is the spread of the paired differences. Where they are all equal (two methods that played the same
+    episodes) that spread says nothing about a real change, so the unpaired bound sqrt(2) x sd(control) is
+    used instead; with fewer than two pairs nothing is detectable (infinity).
+    """
+    if len(diffs) < 2:
+        return float("inf")
+    z = NormalDist().inv_cdf((1 + LEVEL) / 2) + NormalDist().inv_cdf(POWER)
+    spread = stdev(diffs) or 2**0.5 * stdev(control)
+    return z * spread / len(diffs) ** 0.5 if spread else float("inf")
 
 
 def episode_rewards(record: dict[str, Any], metric: str = "reward") -> dict[PairKey, float]:

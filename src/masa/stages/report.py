@@ -79,6 +79,7 @@ def method_table(entries: list[tuple[dict[str, Any], Cost, Cost]], resamples: in
             "diff_low": diff.low if diff else float("nan"),
             "diff_high": diff.high if diff else float("nan"),
             "pairs": diff.pairs if diff else 0,
+            "detectable": diff.detectable if diff else float("nan"),
             "success_rate": s["success_rate"],
             "success_low": success_low,
             "success_high": success_high,
@@ -104,16 +105,24 @@ def _interval(mean: float, low: float, high: float, fmt: str = ".3f", sign: str 
     return f"{mean:{sign}{fmt}} [{low:{sign}{fmt}}, {high:{sign}{fmt}}]"
 
 
+def _detectable(value: float) -> str:
+    if pd.isna(value):
+        return "—"
+    return "none (< 2 pairs)" if value == float("inf") else f"±{value:.3f}"
+
+
 def method_markdown(df: pd.DataFrame) -> str:
     lines = [
-        "| method | reward [95% CI] | change vs Base Skill [95% CI, paired] | success [95% CI] | progress "
-        "| no-op rate | episodes | played | env steps | LLM calls | tokens in / out | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | reward [95% CI] | change vs Base Skill [95% CI, paired] | detectable change | "
+        "success [95% CI] | progress | no-op rate | episodes | played | env steps | LLM calls | "
+        "tokens in / out | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in df.iterrows():
         lines.append(
             f"| {r['method']} | {_interval(r['reward'], r['reward_low'], r['reward_high'])} | "
             f"{_interval(r['diff_vs_base'], r['diff_low'], r['diff_high'], sign='+')} | "
+            f"{_detectable(r['detectable'])} | "
             f"{_interval(r['success_rate'], r['success_low'], r['success_high'], '.0%')} | "
             f"{r['progress']:.2f} | {r['noop_rate']:.2f} | {r['episodes']} | {r['total_episodes']} | "
             f"{r['total_env_steps']} | {r['total_llm_calls']} | "
@@ -263,7 +272,10 @@ def write_report(
         "Held-out evaluation on instances disjoint from the search and profile instances (checked in code). "
         f"Reward = progress - {notes.get('noop_penalty')} x no-op rate. Intervals are 95% percentile "
         f"bootstrap intervals over episodes; changes vs Base Skill are paired over the same (task, seed) "
-        f"pairs; seeds {notes.get('seeds')}. Cost columns are totals: evaluation plus what built the "
+        f"pairs; seeds {notes.get('seeds')}. `detectable change` is the smallest true change vs Base Skill that "
+        "these pairs would show at 95% (two-sided) four times in five: 2.80 x sd of the paired differences / "
+        "sqrt(pairs), or the unpaired bound when every difference is equal; a change smaller than it is not "
+        "evidence either way. Cost columns are totals: evaluation plus what built the "
         "library (search rollouts and teacher calls for MASA and its ablations, the teacher rewrite for the "
         "Adapter, training and inference for the Rewriter; the rewriter's training is shared by all "
         "backbones of an environment and counted in full in each of its rows). `played` counts every "
