@@ -29,7 +29,7 @@ class CountingTeacher(Teacher):
     def attribute(self, failures, scope):
         return f"{len(failures)} failures"
 
-    def rewrite(self, skills, scope, analysis, card, history, seed):
+    def rewrite(self, skills, scope, analysis, card, history, seed, rejected=()):
         self.calls += 1
         return Rewrite([*skills, Skill(f"s{self.calls}", f"v{self.calls}", f"p{self.calls}")], "llm")
 

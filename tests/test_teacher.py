@@ -163,7 +163,7 @@ def test_hill_climbing_shows_the_teacher_the_k_best_past_sets_with_scores():
     from tests.test_search import INITIAL, CountingTeacher, general, scripted
 
     class Recording(CountingTeacher):
-        def rewrite(self, skills, scope, analysis, card, history, seed):
+        def rewrite(self, skills, scope, analysis, card, history, seed, rejected=()):
             self.histories = [*getattr(self, "histories", []), [r for _, r in history]]
             return super().rewrite(skills, scope, analysis, card, history, seed)
 
@@ -243,3 +243,15 @@ def test_teacher_schemas_accept_what_the_parsers_accept_and_bound_their_text():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(runaway, SKILLS_SCHEMA)
     jsonschema.validate({"weaknesses": ["loops on one action"]}, WEAKNESSES_SCHEMA)
+
+
+def test_the_rewrite_prompt_shows_rejected_proposals_and_the_failures_trajectory():
+    llm = SchemaLLM(
+        name="teacher", replies=[json.dumps({"skills": [SKILLS[0].to_dict() | {"principle": "New."}]})]
+    )
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0)
+    analysis = teacher.attribute([failed_episode()], "general")
+    assert "what it saw: 'look around' -> (nothing changed) same" in llm.prompts[-1]
+    tried = [Skill("x", "Wander", "Walk in circles until something happens.")]
+    teacher.rewrite(SKILLS, "general", analysis, {}, [(SKILLS, 0.3)], seed=0, rejected=[(tried, 0.1)])
+    assert "Rejected (scored 0.100" in llm.prompts[-1] and "Walk in circles" in llm.prompts[-1]

@@ -109,6 +109,9 @@ def climb_general_skills(
             card,
             [(c.library.general_skills, c.reward) for c in history],
             seed + iteration,
+            rejected=[
+                (c.library.general_skills, c.reward) for c in candidates if c.iteration and not c.accepted
+            ],
         )
         library = best.library.with_general(rewrite.skills)
         evaluation = evaluate(library, f"stage1 iteration {iteration}")

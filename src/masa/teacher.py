@@ -12,7 +12,7 @@ import json
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
@@ -49,8 +49,9 @@ def card_text(card: dict) -> str:
     return yaml.safe_dump(card, sort_keys=False, allow_unicode=True).strip()
 
 
-def describe_failure(episode: EpisodeResult, last: int = 6) -> str:
-    """A compact account of one failed episode: what the teacher needs to attribute it."""
+def describe_failure(episode: EpisodeResult, last: int = 6, shown: int = 3) -> str:
+    """A compact account of one failed episode: what the teacher needs to attribute it, ending with what the
+    agent saw after its last ``shown`` actions (the trajectory, not only the action names)."""
     actions = [s.action or "(invalid)" for s in episode.trajectory]
     repeats = [a for a, n in Counter(actions).items() if n > 1]
     tail = " -> ".join(actions[-last:])
@@ -60,7 +61,11 @@ def describe_failure(episode: EpisodeResult, last: int = 6) -> str:
     )
     if repeats:
         text += f"; repeated: {', '.join(repeats[:3])}"
-    return text
+    seen = [
+        f"'{s.action or '(invalid)'}' -> {'(nothing changed) ' if s.no_op else ''}{' '.join(s.observation.split())[:90]}"
+        for s in episode.trajectory[-shown:]
+    ]
+    return text + ("; what it saw: " + " | ".join(seen) if seen else "")
 
 
 def skills_json(skills: list[Skill]) -> str:
@@ -101,8 +106,10 @@ class Teacher(ABC):
         card: dict,
         history: list[tuple[list[Skill], float]],
         seed: int,
+        rejected: Sequence[tuple[list[Skill], float]] = (),
     ) -> Rewrite:
-        """A revised skill list for ``scope``; ``history`` holds the best past lists with their rewards."""
+        """A revised skill list for ``scope``; ``history`` holds the best past lists with their rewards,
+        ``rejected`` earlier proposals that scored no better than what they would have replaced."""
 
 
 def loop_share(episodes: list[EpisodeResult]) -> float:
@@ -148,6 +155,7 @@ class EditTeacher(Teacher):
         card: dict,
         history: list[tuple[list[Skill], float]],
         seed: int,
+        rejected: Sequence[tuple[list[Skill], float]] = (),
     ) -> Rewrite:
         rng = random.Random(f"{scope}/{seed}/{len(history)}")
         operators = list(EDIT_OPERATORS)
@@ -298,8 +306,12 @@ class LLMTeacher(Teacher):
         card: dict,
         history: list[tuple[list[Skill], float]],
         seed: int,
+        rejected: Sequence[tuple[list[Skill], float]] = (),
     ) -> Rewrite:
         best = "\n".join(f"reward {r:.3f}: {skills_json(s)}" for s, r in history) or "(none yet)"
+        failed = "".join(
+            REJECTED_SECTION.format(reward=r, skills=skills_json(s)) for s, r in rejected[-REJECTED_SHOWN:]
+        )
         frozen = ""
         if scope != "general" and self.frozen_general:
             frozen = FROZEN_SECTION.format(general=skills_json(self.frozen_general))
@@ -310,6 +322,7 @@ class LLMTeacher(Teacher):
             analysis=analysis,
             history=best,
             frozen=frozen,
+            rejected=failed,
         )
         prefix = "gen" if scope == "general" else scope.replace("-", "_")[:24]
         limit = 4 * len(skills_json(skills)) + 400
@@ -327,7 +340,7 @@ class LLMTeacher(Teacher):
         )
         if revised is not None:
             return Rewrite(revised, "llm")
-        result = self.fallback.rewrite(skills, scope, analysis, card, history, seed)
+        result = self.fallback.rewrite(skills, scope, analysis, card, history, seed, rejected)
         self._fell_back("rewrite", f"{result.source}: {skills_json(result.skills)}")
         return result
 
@@ -419,6 +432,12 @@ ATTRIBUTE_PROMPT = """These episodes failed (scope: {scope}).
 Answer as a JSON list of objects with keys "mistake_id", "description", "why_it_happens", "how_to_avoid".
 Output only the JSON list."""
 
+REJECTED_SHOWN = 3  # the most recent rejected proposals in a rewrite prompt (each costs prompt tokens)
+REJECTED_SECTION = """
+Rejected (scored {reward:.3f}, no better than what it would have replaced; do not propose it again):
+{skills}
+"""
+
 FROZEN_SECTION = """
 General skills the agent also follows (fixed; do not repeat them):
 {general}
@@ -436,6 +455,6 @@ Failure analysis:
 
 Best past skill lists with their rewards:
 {history}
-
-Write the revised skills as a JSON list of objects with keys "skill_id", "title", "principle", "when_to_apply".
+{rejected}
+Write the revised skills as JSON objects with keys "title", "principle", "when_to_apply".
 Keep them short and concrete. Output only the JSON list."""

@@ -126,6 +126,11 @@ def search_task_skills(
             card,
             [(n.library.task_specific_skills.get(category, []), n.reward) for n in [parent, *siblings]],
             seed + iteration,
+            rejected=[
+                (n.library.task_specific_skills.get(category, []), n.reward)
+                for n in nodes.values()
+                if n.parent_id and n.reward <= nodes[n.parent_id].reward
+            ],
         )
         child_library = parent.library.with_task_skills(category, rewrite.skills)
         evaluation = evaluate(child_library, f"stage2 {category} iteration {iteration}")
