@@ -67,6 +67,8 @@ def _mistakes_body(mistakes: list[Mistake]) -> str:
             parts += [f"Why it happens: {m.why_it_happens}", ""]
         if m.how_to_avoid:
             parts += [f"Instead: {m.how_to_avoid}", ""]
+        if m.correction:
+            parts += [f"Correction: {m.correction}", ""]
     return "\n".join(parts)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from masa.io import FileFormatError, atomic_write_text
 
 SKILL_FIELDS = ("skill_id", "title", "principle", "when_to_apply")
-MISTAKE_FIELDS = ("mistake_id", "description", "why_it_happens", "how_to_avoid")
+MISTAKE_FIELDS = ("mistake_id", "description", "why_it_happens", "how_to_avoid", "correction")
 LIBRARY_FIELDS = ("general_skills", "task_specific_skills", "common_mistakes")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # no separators, no leading dot, no spaces
 
@@ -46,15 +46,12 @@ class Skill:
     principle: str
     when_to_apply: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(
+        default=(), compare=False, repr=False
+    )  # key order as read, for lossless save
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "skill_id": self.skill_id,
-            "title": self.title,
-            "principle": self.principle,
-            "when_to_apply": self.when_to_apply,
-            **self.extra,
-        }
+        return _ordered(self, SKILL_FIELDS, self.extra, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Skill:
@@ -65,6 +62,7 @@ class Skill:
             principle=fields["principle"],
             when_to_apply=_optional_str(data, "when_to_apply", where),
             extra={k: v for k, v in data.items() if k not in SKILL_FIELDS},
+            keys=tuple(data),
         )
 
 
@@ -74,16 +72,14 @@ class Mistake:
     description: str
     why_it_happens: str = ""
     how_to_avoid: str = ""
+    correction: str = ""  # the MASA release's "WRONG: ... RIGHT: ..." form of how_to_avoid
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(
+        default=(), compare=False, repr=False
+    )  # key order as read, for lossless save
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "mistake_id": self.mistake_id,
-            "description": self.description,
-            "why_it_happens": self.why_it_happens,
-            "how_to_avoid": self.how_to_avoid,
-            **self.extra,
-        }
+        return _ordered(self, MISTAKE_FIELDS, self.extra, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Mistake:
@@ -93,7 +89,9 @@ class Mistake:
             description=fields["description"],
             why_it_happens=_optional_str(data, "why_it_happens", where),
             how_to_avoid=_optional_str(data, "how_to_avoid", where),
+            correction=_optional_str(data, "correction", where),
             extra={k: v for k, v in data.items() if k not in MISTAKE_FIELDS},
+            keys=tuple(data),
         )
 
 
@@ -103,17 +101,20 @@ class SkillLibrary:
     task_specific_skills: dict[str, list[Skill]] = field(default_factory=dict)
     common_mistakes: list[Mistake] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(
+        default=(), compare=False, repr=False
+    )  # key order as read, for lossless save
 
     # --- (de)serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        values = {
             "general_skills": [s.to_dict() for s in self.general_skills],
             "task_specific_skills": {
                 cat: [s.to_dict() for s in skills] for cat, skills in self.task_specific_skills.items()
             },
             "common_mistakes": [m.to_dict() for m in self.common_mistakes],
-            **self.extra,
         }
+        return _ordered(values, LIBRARY_FIELDS, self.extra, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "library") -> SkillLibrary:
@@ -145,6 +146,7 @@ class SkillLibrary:
                 Mistake.from_dict(m, f"{source}: common_mistakes[{i}]") for i, m in enumerate(mistakes)
             ],
             extra={k: v for k, v in data.items() if k not in LIBRARY_FIELDS},
+            keys=tuple(data),
         )
         for where, item in library.items(source):
             field_name = ID_FIELD[type(item)]
@@ -204,7 +206,7 @@ class SkillLibrary:
         return new
 
     def without_skills(self) -> SkillLibrary:
-        return SkillLibrary(extra=copy.deepcopy(self.extra))
+        return SkillLibrary(extra=copy.deepcopy(self.extra), keys=self.keys)
 
     def is_empty(self) -> bool:
         return not (self.general_skills or any(self.task_specific_skills.values()) or self.common_mistakes)
@@ -238,6 +240,8 @@ class SkillLibrary:
                 line = f"- Don't: {m.description}"
                 if m.how_to_avoid:
                     line += f" Instead: {m.how_to_avoid}"
+                if m.correction:
+                    line += f" Correction: {m.correction}"
                 parts.append(line)
         return "\n".join(parts)
 
@@ -245,7 +249,7 @@ class SkillLibrary:
 ID_FIELD = {Skill: "skill_id", Mistake: "mistake_id"}
 TEXT_FIELDS = {
     Skill: ("title", "principle", "when_to_apply"),
-    Mistake: ("description", "why_it_happens", "how_to_avoid"),
+    Mistake: ("description", "why_it_happens", "how_to_avoid", "correction"),
 }
 
 
@@ -282,6 +286,33 @@ def cap_text(
                 f"{where}.{name}: {len(value)} characters truncated to {max_chars} (skills.max_skill_chars)"
             )
     return capped, notes
+
+
+def _ordered(
+    item: Any, known: tuple[str, ...], extra: dict[str, Any], keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """A record as a JSON object in the key order it was read in, so a saved file equals the one loaded.
+
+    A known field that was absent when read stays absent while it holds its empty default (a release bank
+    without ``common_mistakes`` must not gain ``common_mistakes: []``); fields set since are appended in the
+    format's order, after the ones that were read. ``item`` is an object or a dict of the known fields.
+    """
+    value = item.get if isinstance(item, dict) else lambda name: getattr(item, name)
+    fields = {name: value(name) for name in known}
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key in fields:
+            out[key] = fields[key]
+        elif key in extra:
+            out[key] = extra[key]
+    for name in known:
+        if name not in out and (fields[name] or name in KEY_FIELDS or not (keys or name in SET_ONLY)):
+            out[name] = fields[name]
+    return out | {k: v for k, v in extra.items() if k not in out}
+
+
+KEY_FIELDS = ("skill_id", "title", "principle", "mistake_id", "description")  # always written
+SET_ONLY = ("correction",)  # written only when set, so libraries made here keep the SkillRL format
 
 
 def _kind(value: Any) -> str:
