@@ -280,3 +280,42 @@ def test_any_release_shaped_bank_saves_equal_key_for_key_and_in_order(data):
     saved = json.loads(SkillLibrary.from_json(json.dumps(data)).to_json())
     assert saved == data
     assert json.dumps(saved) == json.dumps(data)  # the same keys in the same order, items included
+
+
+ALFWORLD = ["pick_and_place", "clean", "heat", "cool", "look_at_obj_in_light", "pick_two_obj_and_place"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"task_specific_skills": {"cleen": [skill_dict("c1")]}},
+            r"task_specific_skills\.cleen: .*did you mean 'clean'",
+        ),
+        ({"general_skills": [], "task_specific_skills": {}}, r"the library has no skills and no mistakes"),
+        (
+            {"general_skills": [skill_dict("g1")], "task_specific_skills": {"heat": [skill_dict("g1")]}},
+            r"task_specific_skills\.heat\[0\]: id 'g1' repeats general_skills\[0\]",
+        ),
+    ],
+)
+def test_library_mistakes_are_refused_when_the_base_library_is_loaded(tmp_path, data, message):
+    from masa.runtime import load_base_library
+
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(LibraryFormatError, match=message):
+        load_base_library(str(path), {"max_skill_chars": 2000}, ALFWORLD, complete=True)
+
+
+def test_an_unknown_top_level_key_and_the_release_examine_category_are_logged_and_kept(tmp_path, caplog):
+    from masa.runtime import load_base_library
+
+    data = {**RELEASE_BASE, "evolution_round": 2}
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="masa.runtime"):
+        library = load_base_library(str(path), {"max_skill_chars": 2000}, ALFWORLD, complete=True)
+    assert "evolution_round: unknown top-level key, kept" in caplog.text
+    assert "task_specific_skills.examine: not a category of the environment" in caplog.text
+    assert library.to_dict() == data

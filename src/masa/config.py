@@ -142,6 +142,10 @@ def known_tasks(env_name: str) -> list[str] | None:
         except ImportError:
             return None
         return list(ID2TASK.values())
+    if env_name == "alfworld":
+        from masa.envs.alfworld_games import CATEGORIES
+
+        return list(CATEGORIES)
     return None
 
 

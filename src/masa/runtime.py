@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from masa.agent import Agent, AgentConfig
+from masa.config import known_tasks
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
 from masa.rollout import Evaluator, RolloutCache
-from masa.skills import Skill, SkillLibrary, cap_text
+from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text, check_library
 from masa.teacher import EditTeacher, LLMTeacher, Teacher
 
 SPLITS = {"search": "train", "profile": "dev", "evaluation": "test"}
@@ -252,12 +253,22 @@ def open_context(
         run.get("engine", {}).get("episodes_in_flight", 1),
     )
     sets = task_sets(environment, env, run["seed"])
-    return Context(evaluator, environment, sets, load_base_library(base_library, run), run["seed"])
+    known = known_tasks(env["name"])
+    library = load_base_library(base_library, run, known or environment.categories(), known is not None)
+    return Context(evaluator, environment, sets, library, run["seed"])
 
 
-def load_base_library(path: str, run: dict[str, Any]) -> SkillLibrary:
-    """The shared initial library, its skill text capped at ``max_skill_chars`` (each cut logged)."""
+def load_base_library(
+    path: str, run: dict[str, Any], categories: list[str] | None = None, complete: bool = False
+) -> SkillLibrary:
+    """The shared initial library, checked (``check_library``: errors raised, warnings logged) and its skill
+    text capped at ``max_skill_chars`` (each cut logged); the one loader of the pipeline and ``masa align``."""
     library = SkillLibrary.load(path)
+    check = check_library(library, path, categories, complete)
+    if check.errors:
+        raise LibraryFormatError("; ".join(check.errors))
+    for warning in check.warnings:
+        log.warning("skill library: %s", warning)
     if run.get("max_skill_chars"):
         library, notes = cap_text(library, run["max_skill_chars"], path)
         for note in notes:

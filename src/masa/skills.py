@@ -11,6 +11,7 @@ with another one or break a reference to it; text fields are only ever rendered 
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -286,6 +287,55 @@ def cap_text(
                 f"{where}.{name}: {len(value)} characters truncated to {max_chars} (skills.max_skill_chars)"
             )
     return capped, notes
+
+
+KNOWN_TOP_LEVEL = (*LIBRARY_FIELDS, "skill_pool")  # skill_pool: the edit teacher's extra skills
+
+
+@dataclass
+class LibraryCheck:
+    """What ``check_library`` found: errors refuse the library, warnings are logged and the library used."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_library(
+    library: SkillLibrary, source: str, categories: list[str] | None = None, complete: bool = False
+) -> LibraryCheck:
+    """Mistakes a well-formed library can still hold, checked before a run uses it.
+
+    An empty library and a repeated id are errors (the search would run on nothing, or edit the wrong
+    skill). A category the environment lacks never has its task skills shown: when ``categories`` is the
+    environment's ``complete`` list and the name is close to one of them it is a typo and an error,
+    otherwise a warning (the MASA release's ``examine`` is a category masa's ALFWorld does not have). An
+    unknown top-level key is a warning and is kept on save, so release banks with their own keys still load.
+    """
+    check = LibraryCheck()
+    if library.is_empty():
+        check.errors.append(f"{source}: the library has no skills and no mistakes")
+    seen: dict[str, str] = {}
+    for where, item in library.items(source):
+        item_id = getattr(item, ID_FIELD[type(item)])
+        if item_id in seen:
+            check.errors.append(f"{where}: id {item_id!r} repeats {seen[item_id].split(': ', 1)[1]}")
+        seen.setdefault(item_id, where)
+    for key in library.extra:
+        if key not in KNOWN_TOP_LEVEL:
+            check.warnings.append(
+                f"{source}: {key}: unknown top-level key, kept as it is; known: {', '.join(KNOWN_TOP_LEVEL)}"
+            )
+    for category in library.task_specific_skills if categories is not None else ():
+        if category in categories:
+            continue
+        close = difflib.get_close_matches(category, categories, n=1)
+        message = (
+            f"{source}: task_specific_skills.{category}: not a category of the environment, so these skills "
+            f"are never shown; {f'did you mean {close[0]!r}? ' if close else ''}"
+            f"categories: {', '.join(categories)}"
+        )
+        (check.errors if close and complete else check.warnings).append(message)
+    return check
 
 
 def _ordered(
