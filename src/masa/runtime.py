@@ -18,6 +18,7 @@ from masa.agent import Agent, AgentConfig
 from masa.config import known_tasks
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
+from masa.retrieval import TopK
 from masa.rollout import Evaluator, RolloutCache
 from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text, check_library
 from masa.teacher import EditTeacher, LLMTeacher, Teacher
@@ -195,6 +196,7 @@ def make_evaluator(
     threads: int | None = None,
     temperature: float | None = None,
     width: int = 1,
+    topk: dict[str, int] | None = None,
 ) -> Evaluator:
     agent_spec = dict(spec.get("agent", {}))
     if temperature is not None:
@@ -203,7 +205,8 @@ def make_evaluator(
     agent = Agent(llm, AgentConfig(**agent_spec))
     key = f"{backbone}:{model_fingerprint(model_dir, spec['model'])}"
     cache = RolloutCache(Path(cache_dir) / backbone if cache_dir else None)
-    return Evaluator(agent, env, key, noop_penalty, retrieval, cache, width=width)
+    top = TopK(**topk) if topk else None
+    return Evaluator(agent, env, key, noop_penalty, retrieval, top, cache, width=width)
 
 
 @dataclass
@@ -251,6 +254,7 @@ def open_context(
         threads,
         temperature,
         run.get("engine", {}).get("episodes_in_flight", 1),
+        run.get("topk"),
     )
     sets = task_sets(environment, env, run["seed"])
     known = known_tasks(env["name"])

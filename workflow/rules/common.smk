@@ -16,6 +16,7 @@ RUN = {
     "seed": config["seed"],
     "noop_penalty": config["reward"]["noop_penalty"],
     "retrieval": config["skills"]["retrieval"],
+    "topk": config["skills"]["topk"],
     "cache_dir": config["cache_dir"],
     "max_skill_chars": config["skills"]["max_skill_chars"],
     "engine": config.get("engine", {}),
