@@ -198,3 +198,13 @@ def test_malformed_skill_md_gets_one_line_naming_the_file_and_field(tmp_path, fr
     with pytest.raises(LibraryFormatError, match=message) as err:
         SkillLibrary.load(tmp_path)
     assert "\n" not in str(err.value)
+
+
+def test_release_shaped_banks_survive_the_skill_md_round_trip_key_for_key(tmp_path):
+    from tests.test_skills import RELEASE_BASE, RELEASE_CORRECTION, RELEASE_EVOLVED
+
+    for i, data in enumerate([RELEASE_EVOLVED, RELEASE_CORRECTION, RELEASE_BASE]):
+        write_folder(SkillLibrary.from_dict(data), tmp_path / str(i))
+        back = read_folder(tmp_path / str(i)).to_dict()
+        assert json.dumps(back) == json.dumps(data)  # equal, absent keys absent, in the same order
+    assert "RIGHT: 'move mug 1 to sidetable 1'" in (tmp_path / "1" / "mistakes" / "SKILL.md").read_text()

@@ -93,6 +93,7 @@ def library_groups(library: SkillLibrary) -> list[SkillGroup]:
             "masa-items": _items(library.general_skills),
             "masa-categories": json.dumps(list(library.task_specific_skills), ensure_ascii=False),
             "masa-library-extra": json.dumps(library.extra, ensure_ascii=False),
+            "masa-library-keys": json.dumps(list(library.to_dict()), ensure_ascii=False),
         },
     )
     groups = [general]
@@ -242,6 +243,7 @@ def read_folder(folder: str | Path) -> SkillLibrary:
     folder = Path(folder)
     data: dict[str, Any] = {"general_skills": [], "task_specific_skills": {}, "common_mistakes": []}
     order: list[str] | None = None
+    keys: list[str] = []  # the library's top-level keys as saved (a bank without common_mistakes stays so)
     foreign: list[dict[str, Any]] = []
     for path in skill_files(folder):
         source = str(path)
@@ -261,6 +263,7 @@ def read_folder(folder: str | Path) -> SkillLibrary:
             order = _loads(meta, "masa-categories", "[]", list, source)
             extra = _loads(meta, "masa-library-extra", "{}", dict, source)
             data.update({k: v for k, v in extra.items() if k not in data})
+            keys = _loads(meta, "masa-library-keys", "[]", list, source)
         elif group == "task":
             if not isinstance(meta.get("masa-category"), str):
                 raise LibraryFormatError(f"{source}: metadata.masa-category: required for masa-group 'task'")
@@ -275,4 +278,8 @@ def read_folder(folder: str | Path) -> SkillLibrary:
         tasks = data["task_specific_skills"]
         data["task_specific_skills"] = {c: tasks[c] for c in order if c in tasks} | tasks
     data["general_skills"] = data["general_skills"] + foreign
+    if keys and not foreign:
+        data = {k: data[k] for k in keys if k in data} | {
+            k: v for k, v in data.items() if k not in keys and v
+        }
     return SkillLibrary.from_dict(data, str(folder))
