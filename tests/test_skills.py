@@ -319,3 +319,15 @@ def test_an_unknown_top_level_key_and_the_release_examine_category_are_logged_an
     assert "evolution_round: unknown top-level key, kept" in caplog.text
     assert "task_specific_skills.examine: not a category of the environment" in caplog.text
     assert library.to_dict() == data
+
+
+def test_the_release_examine_category_is_mapped_to_the_environments_and_the_mapping_logged(tmp_path, caplog):
+    from masa.runtime import load_base_library
+
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(RELEASE_BASE))
+    run = {"max_skill_chars": 2000, "category_map": {"examine": "look_at_obj_in_light"}}
+    with caplog.at_level("INFO", logger="masa.runtime"):
+        library = load_base_library(str(path), run, ALFWORLD, complete=True)
+    assert "examine -> look_at_obj_in_light" in caplog.text and "not a category" not in caplog.text
+    assert "Use the lamp." in library.render("look_at_obj_in_light")

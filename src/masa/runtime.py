@@ -258,16 +258,25 @@ def open_context(
     )
     sets = task_sets(environment, env, run["seed"])
     known = known_tasks(env["name"])
-    library = load_base_library(base_library, run, known or environment.categories(), known is not None)
+    env_run = {**run, "category_map": run.get("category_map", {}).get(env["name"], {})}
+    library = load_base_library(base_library, env_run, known or environment.categories(), known is not None)
     return Context(evaluator, environment, sets, library, run["seed"])
 
 
 def load_base_library(
     path: str, run: dict[str, Any], categories: list[str] | None = None, complete: bool = False
 ) -> SkillLibrary:
-    """The shared initial library, checked (``check_library``: errors raised, warnings logged) and its skill
-    text capped at ``max_skill_chars`` (each cut logged); the one loader of the pipeline and ``masa align``."""
+    """The shared initial library, its categories renamed by ``run["category_map"]`` (logged), checked
+    (``check_library``: errors raised, warnings logged) and its skill text capped at ``max_skill_chars`` (each cut logged); the one loader of the pipeline and ``masa align``."""
     library = SkillLibrary.load(path)
+    mapping = {k: v for k, v in run.get("category_map", {}).items() if k in library.task_specific_skills}
+    if mapping:
+        library = library.with_categories_mapped(mapping)
+        log.info(
+            "skill library %s: categories mapped %s",
+            path,
+            ", ".join(f"{k} -> {v}" for k, v in mapping.items()),
+        )
     check = check_library(library, path, categories, complete)
     if check.errors:
         raise LibraryFormatError("; ".join(check.errors))

@@ -206,6 +206,16 @@ class SkillLibrary:
         new.task_specific_skills[category] = copy.deepcopy(skills)
         return new
 
+    def with_categories_mapped(self, mapping: dict[str, str]) -> SkillLibrary:
+        """A copy whose task categories are renamed by ``mapping`` (a release's ``examine`` to the
+        environment's ``look_at_obj_in_light``); skills mapped onto an existing category are appended to it."""
+        new = self.copy()
+        new.task_specific_skills = {}
+        for category, skills in self.task_specific_skills.items():
+            target = check_name(mapping.get(category, category), f"category_map.{category}")
+            new.task_specific_skills.setdefault(target, []).extend(copy.deepcopy(skills))
+        return new
+
     def without_skills(self) -> SkillLibrary:
         return SkillLibrary(extra=copy.deepcopy(self.extra), keys=self.keys)
 

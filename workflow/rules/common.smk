@@ -17,6 +17,7 @@ RUN = {
     "noop_penalty": config["reward"]["noop_penalty"],
     "retrieval": config["skills"]["retrieval"],
     "topk": config["skills"]["topk"],
+    "category_map": config["skills"]["category_map"],
     "cache_dir": config["cache_dir"],
     "max_skill_chars": config["skills"]["max_skill_chars"],
     "engine": config.get("engine", {}),
