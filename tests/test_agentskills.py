@@ -208,3 +208,15 @@ def test_release_shaped_banks_survive_the_skill_md_round_trip_key_for_key(tmp_pa
         back = read_folder(tmp_path / str(i)).to_dict()
         assert json.dumps(back) == json.dumps(data)  # equal, absent keys absent, in the same order
     assert "RIGHT: 'move mug 1 to sidetable 1'" in (tmp_path / "1" / "mistakes" / "SKILL.md").read_text()
+
+
+def test_a_public_skills_reference_files_are_included_within_the_cap_when_asked(tmp_path):
+    from masa.runtime import load_base_library
+
+    public_skill_folder(tmp_path, "pdf")
+    (tmp_path / "pdf" / "reference.md").write_text("Use pypdf. " + "x" * 5000)
+    run = {"max_skill_chars": 2000, "include_skill_files": True}
+    principle = load_base_library(str(tmp_path / "pdf"), run).general_skills[0].principle
+    assert "## reference.md\n\nUse pypdf." in principle and len(principle) == 2000
+    assert "print(1)" not in principle  # scripts are listed, never pasted into a prompt
+    assert "Use pypdf" not in load_base_library(str(tmp_path / "pdf"), {"max_skill_chars": 2000}).render()

@@ -12,7 +12,7 @@ becomes one skill whose title is its ``name``, ``when_to_apply`` its ``descripti
 a task skill of ``metadata.masa-category`` when given, else a general skill, whose principle then starts
 with the description (the general section renders no when-to-apply). ``license``, the other front-matter
 fields and the names of the folder's other files (reference.md, scripts) are kept in the skill's
-``agentskills`` field; the files are listed in a warning, their text is not read.
+``agentskills`` field; files not read are listed in a warning (``include_files`` reads the text ones).
 """
 
 from __future__ import annotations
@@ -216,16 +216,27 @@ def skill_files(folder: Path) -> list[Path]:
     )
 
 
-def public_skill(path: Path, front: dict[str, Any], body: str) -> tuple[str | None, dict[str, Any]]:
-    """(category or None, skill) of a SKILL.md as people publish it; see the module docstring."""
+def public_skill(
+    path: Path, front: dict[str, Any], body: str, include_files: bool = False
+) -> tuple[str | None, dict[str, Any]]:
+    """(category or None, skill) of a SKILL.md as people publish it; see the module docstring.
+
+    ``include_files`` (``skills.include_skill_files``) appends the text of the folder's Markdown and text
+    files to the principle, each under its name; the base library's ``max_skill_chars`` cap then bounds it.
+    """
     meta = front.get("metadata") or {}
     category = meta.get("masa-category")
     description = str(front["description"])
     files = sorted(
         str(p.relative_to(path.parent)) for p in path.parent.rglob("*") if p.is_file() and p != path
     )
-    if files:
-        log.warning("%s: the skill's files are listed, not read: %s", path, ", ".join(files))
+    texts = [f for f in files if include_files and Path(f).suffix in (".md", ".txt")]
+    for name in texts:
+        body += (
+            f"\n\n## {name}\n\n{(path.parent / name).read_text(encoding='utf-8', errors='replace').strip()}"
+        )
+    if unread := [f for f in files if f not in texts]:
+        log.warning("%s: the skill's files are listed, not read: %s", path, ", ".join(unread))
     kept = {k: v for k, v in front.items() if k not in ("name", "description")}
     skill: dict[str, Any] = {
         "skill_id": slug(str(front["name"])),
@@ -238,7 +249,7 @@ def public_skill(path: Path, front: dict[str, Any], body: str) -> tuple[str | No
     return category, skill
 
 
-def read_folder(folder: str | Path) -> SkillLibrary:
+def read_folder(folder: str | Path, include_files: bool = False) -> SkillLibrary:
     """A library from an Agent Skills folder (ours, lossless; or as people publish them)."""
     folder = Path(folder)
     data: dict[str, Any] = {"general_skills": [], "task_specific_skills": {}, "common_mistakes": []}
@@ -251,7 +262,7 @@ def read_folder(folder: str | Path) -> SkillLibrary:
         meta = front.get("metadata") or {}
         group = meta.get("masa-group")
         if group is None:
-            category, skill = public_skill(path, front, body)
+            category, skill = public_skill(path, front, body, include_files)
             if category is None:
                 foreign.append(skill)
             else:

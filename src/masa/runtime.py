@@ -268,7 +268,7 @@ def load_base_library(
 ) -> SkillLibrary:
     """The shared initial library, its categories renamed by ``run["category_map"]`` (logged), checked
     (``check_library``: errors raised, warnings logged) and its skill text capped at ``max_skill_chars`` (each cut logged); the one loader of the pipeline and ``masa align``."""
-    library = SkillLibrary.load(path)
+    library = SkillLibrary.load(path, run.get("include_skill_files", False))
     mapping = {k: v for k, v in run.get("category_map", {}).items() if k in library.task_specific_skills}
     if mapping:
         library = library.with_categories_mapped(mapping)

@@ -178,13 +178,14 @@ class SkillLibrary:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def load(cls, path: str | Path) -> SkillLibrary:
-        """A library from its JSON file, or from an Agent Skills folder (``masa.agentskills``)."""
+    def load(cls, path: str | Path, include_files: bool = False) -> SkillLibrary:
+        """A library from its JSON file, or from an Agent Skills folder (``masa.agentskills``; ``include_files``
+        adds a public skill's reference files to its text)."""
         path = Path(path)
         if path.is_dir():
             from masa.agentskills import read_folder  # imports this module
 
-            return read_folder(path)
+            return read_folder(path, include_files)
         return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
 
     def save(self, path: str | Path) -> None:

@@ -18,6 +18,7 @@ RUN = {
     "retrieval": config["skills"]["retrieval"],
     "topk": config["skills"]["topk"],
     "category_map": config["skills"]["category_map"],
+    "include_skill_files": config["skills"]["include_skill_files"],
     "cache_dir": config["cache_dir"],
     "max_skill_chars": config["skills"]["max_skill_chars"],
     "engine": config.get("engine", {}),
