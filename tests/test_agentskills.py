@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from masa.agentskills import parse_skill_markdown, read_folder, slug, write_folder
 from masa.skills import ID_PATTERN, LibraryFormatError, SkillLibrary
+from tests.test_skills import RELEASE_BASE, RELEASE_CORRECTION, RELEASE_EVOLVED, release_bank
 
 BASE = "resources/skills/scienceworld.json"
 
@@ -201,8 +202,6 @@ def test_malformed_skill_md_gets_one_line_naming_the_file_and_field(tmp_path, fr
 
 
 def test_release_shaped_banks_survive_the_skill_md_round_trip_key_for_key(tmp_path):
-    from tests.test_skills import RELEASE_BASE, RELEASE_CORRECTION, RELEASE_EVOLVED
-
     for i, data in enumerate([RELEASE_EVOLVED, RELEASE_CORRECTION, RELEASE_BASE]):
         write_folder(SkillLibrary.from_dict(data), tmp_path / str(i))
         back = read_folder(tmp_path / str(i)).to_dict()
@@ -220,3 +219,10 @@ def test_a_public_skills_reference_files_are_included_within_the_cap_when_asked(
     assert "## reference.md\n\nUse pypdf." in principle and len(principle) == 2000
     assert "print(1)" not in principle  # scripts are listed, never pasted into a prompt
     assert "Use pypdf" not in load_base_library(str(tmp_path / "pdf"), {"max_skill_chars": 2000}).render()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=release_bank)
+def test_any_release_shaped_bank_round_trips_through_skill_md_key_for_key(tmp_path, data):
+    write_folder(SkillLibrary.from_dict(data), tmp_path / "h")
+    assert json.dumps(read_folder(tmp_path / "h").to_dict()) == json.dumps(data)

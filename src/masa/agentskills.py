@@ -78,8 +78,14 @@ def _mistakes_body(mistakes: list[Mistake]) -> str:
     return "\n".join(parts)
 
 
+def _json(value: Any) -> str:
+    """Metadata JSON in ASCII: YAML folds characters such as U+0085 (NEL) in a plain scalar into a space,
+    so non-ASCII text goes as JSON escapes and comes back exact (the readable body keeps it as it is)."""
+    return json.dumps(value)
+
+
 def _items(values: list[Any]) -> str:
-    return json.dumps([v.to_dict() for v in values], ensure_ascii=False)
+    return _json([v.to_dict() for v in values])
 
 
 def library_groups(library: SkillLibrary) -> list[SkillGroup]:
@@ -91,9 +97,9 @@ def library_groups(library: SkillLibrary) -> list[SkillGroup]:
         {
             "masa-group": "general",
             "masa-items": _items(library.general_skills),
-            "masa-categories": json.dumps(list(library.task_specific_skills), ensure_ascii=False),
-            "masa-library-extra": json.dumps(library.extra, ensure_ascii=False),
-            "masa-library-keys": json.dumps(list(library.to_dict()), ensure_ascii=False),
+            "masa-categories": _json(list(library.task_specific_skills)),
+            "masa-library-extra": _json(library.extra),
+            "masa-library-keys": _json(list(library.to_dict())),
         },
     )
     groups = [general]
