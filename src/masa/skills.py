@@ -47,9 +47,7 @@ class Skill:
     principle: str
     when_to_apply: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    keys: tuple[str, ...] = field(
-        default=(), compare=False, repr=False
-    )  # key order as read, for lossless save
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)  # as read: see _ordered
 
     def to_dict(self) -> dict[str, Any]:
         return _ordered(self, SKILL_FIELDS, self.extra, self.keys)
@@ -75,9 +73,7 @@ class Mistake:
     how_to_avoid: str = ""
     correction: str = ""  # the MASA release's "WRONG: ... RIGHT: ..." form of how_to_avoid
     extra: dict[str, Any] = field(default_factory=dict)
-    keys: tuple[str, ...] = field(
-        default=(), compare=False, repr=False
-    )  # key order as read, for lossless save
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)  # as read: see _ordered
 
     def to_dict(self) -> dict[str, Any]:
         return _ordered(self, MISTAKE_FIELDS, self.extra, self.keys)
@@ -102,9 +98,7 @@ class SkillLibrary:
     task_specific_skills: dict[str, list[Skill]] = field(default_factory=dict)
     common_mistakes: list[Mistake] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    keys: tuple[str, ...] = field(
-        default=(), compare=False, repr=False
-    )  # key order as read, for lossless save
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)  # as read: see _ordered
 
     # --- (de)serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
