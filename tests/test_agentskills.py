@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from masa.agentskills import parse_skill_markdown, read_folder, slug, write_folder
 from masa.skills import ID_PATTERN, LibraryFormatError, SkillLibrary
+from tests.test_skills import RELEASE_BASE, RELEASE_CORRECTION, RELEASE_EVOLVED, release_bank
 
 BASE = "resources/skills/scienceworld.json"
 
@@ -36,7 +37,8 @@ def test_foreign_skill_md_folder_imported_unaligned_and_exported_keeps_the_same_
         (tmp_path / "in" / name / "SKILL.md").write_text(FOREIGN.format(name=name))
     imported = SkillLibrary.load(tmp_path / "in")
     assert [s.title for s in imported.general_skills] == ["explore-first", "read-the-task"]
-    assert imported.general_skills[0].principle.startswith("Look around")
+    assert imported.general_skills[0].principle.startswith("Use when the room is dark")  # the description
+    assert "Look around and open doors" in imported.render(None)
     write_folder(imported, tmp_path / "out")  # no alignment in between
     assert SkillLibrary.load(tmp_path / "out").to_dict() == imported.to_dict()
 
@@ -101,3 +103,126 @@ def test_any_library_round_trips_through_skill_md(tmp_path, general, tasks, top)
     write_folder(library, tmp_path / "h")
     back = read_folder(tmp_path / "h").to_dict()
     assert back == data and list(back["task_specific_skills"]) == list(tasks)
+
+
+PUBLIC = """---
+name: {name}
+description: Use this skill when {name} files must be read or filled in.
+license: Proprietary. LICENSE.txt has complete terms
+{more}---
+
+# {name}
+
+Read reference.md first.
+"""
+
+
+def public_skill_folder(folder: Path, name: str, more: str = "") -> Path:
+    """A skill as anthropics/skills publishes one: SKILL.md with license, plus reference files and scripts."""
+    (folder / name / "scripts").mkdir(parents=True)
+    (folder / name / "SKILL.md").write_text(PUBLIC.format(name=name, more=more))
+    (folder / name / "reference.md").write_text("details")
+    (folder / name / "scripts" / "fill.py").write_text("print(1)")
+    return folder / name
+
+
+@pytest.mark.parametrize("layout", ["one skill", "folder of skills", "repository"])
+def test_public_skill_layouts_load_with_their_descriptions_in_the_prompt(tmp_path, layout, caplog):
+    parent = {"one skill": tmp_path, "folder of skills": tmp_path, "repository": tmp_path / "skills"}[layout]
+    pdf = public_skill_folder(parent, "pdf")
+    if layout != "one skill":
+        public_skill_folder(parent, "docx", "metadata:\n  masa-category: clean\n")
+    if layout == "repository":  # a repository root also holds a template one level down, which is not a skill
+        public_skill_folder(tmp_path, "template")
+    with caplog.at_level("WARNING", logger="masa.agentskills"):
+        library = SkillLibrary.load(pdf if layout == "one skill" else tmp_path)
+    assert [s.title for s in library.general_skills] == ["pdf"]
+    rendered = library.render(None)
+    assert "Use this skill when pdf files must be read" in rendered and "Read reference.md first." in rendered
+    kept = library.general_skills[0].extra["agentskills"]
+    assert kept == {
+        "license": "Proprietary. LICENSE.txt has complete terms",
+        "files": ["reference.md", "scripts/fill.py"],
+    }
+    assert "reference.md, scripts/fill.py" in caplog.text
+    if layout != "one skill":  # metadata.masa-category says which category a public skill serves
+        assert [s.title for s in library.task_specific_skills["clean"]] == ["docx"]
+        assert "Apply when: Use this skill when docx files" in library.render("clean")
+
+
+def test_export_never_deletes_files_it_did_not_write(tmp_path):
+    library = SkillLibrary.load(BASE)
+    public_skill_folder(tmp_path / "repo", "pdf")
+    with pytest.raises(LibraryFormatError, match=r"repo: not an export of ours \(pdf/SKILL\.md"):
+        write_folder(library, tmp_path / "repo")
+    assert sorted(p.name for p in (tmp_path / "repo").rglob("*") if p.is_file()) == [
+        "SKILL.md",
+        "fill.py",
+        "reference.md",
+    ]
+    write_folder(library, tmp_path / "out")
+    smaller = library.copy()
+    smaller.task_specific_skills = dict(list(smaller.task_specific_skills.items())[:1])
+    write_folder(smaller, tmp_path / "out")  # a previous export of ours is replaced, stale groups removed
+    assert SkillLibrary.load(tmp_path / "out").to_dict() == smaller.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("front", "message"),
+    [
+        ("metadata: just-a-string\n", r"x/SKILL\.md: metadata: expected a mapping of string keys, got str"),
+        (
+            "metadata:\n  masa-group: task\n  masa-items: '[]'\n",
+            r"x/SKILL\.md: metadata\.masa-category: required",
+        ),
+        (
+            "metadata:\n  masa-group: general\n  masa-items: '[]'\n  masa-library-extra: '[1]'\n",
+            r"x/SKILL\.md: metadata\.masa-library-extra: expected a JSON object, got list",
+        ),
+        (
+            "metadata:\n  masa-group: general\n  masa-items: '{{'\n",
+            r"x/SKILL\.md: metadata\.masa-items: expected JSON",
+        ),
+        (
+            "metadata:\n  masa-group: other\n",
+            r"x/SKILL\.md: metadata\.masa-group: expected general, task or mistakes",
+        ),
+        (
+            "a: &a [x, x]\nb: [*a, *a]\n",
+            r"x/SKILL\.md: front matter: not valid YAML at line 4, column 5: YAML aliases",
+        ),
+    ],
+)
+def test_malformed_skill_md_gets_one_line_naming_the_file_and_field(tmp_path, front, message):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "SKILL.md").write_text(f"---\nname: x\ndescription: d\n{front}---\nbody\n")
+    with pytest.raises(LibraryFormatError, match=message) as err:
+        SkillLibrary.load(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_release_shaped_banks_survive_the_skill_md_round_trip_key_for_key(tmp_path):
+    for i, data in enumerate([RELEASE_EVOLVED, RELEASE_CORRECTION, RELEASE_BASE]):
+        write_folder(SkillLibrary.from_dict(data), tmp_path / str(i))
+        back = read_folder(tmp_path / str(i)).to_dict()
+        assert json.dumps(back) == json.dumps(data)  # equal, absent keys absent, in the same order
+    assert "RIGHT: 'move mug 1 to sidetable 1'" in (tmp_path / "1" / "mistakes" / "SKILL.md").read_text()
+
+
+def test_a_public_skills_reference_files_are_included_within_the_cap_when_asked(tmp_path):
+    from masa.runtime import load_base_library
+
+    public_skill_folder(tmp_path, "pdf")
+    (tmp_path / "pdf" / "reference.md").write_text("Use pypdf. " + "x" * 5000)
+    run = {"max_skill_chars": 2000, "include_skill_files": True}
+    principle = load_base_library(str(tmp_path / "pdf"), run).general_skills[0].principle
+    assert "## reference.md\n\nUse pypdf." in principle and len(principle) == 2000
+    assert "print(1)" not in principle  # scripts are listed, never pasted into a prompt
+    assert "Use pypdf" not in load_base_library(str(tmp_path / "pdf"), {"max_skill_chars": 2000}).render()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=release_bank)
+def test_any_release_shaped_bank_round_trips_through_skill_md_key_for_key(tmp_path, data):
+    write_folder(SkillLibrary.from_dict(data), tmp_path / "h")
+    assert json.dumps(read_folder(tmp_path / "h").to_dict()) == json.dumps(data)

@@ -573,7 +573,7 @@ def test_cli_names_the_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixtur
     common = ["--base-model", str(tmp_path), "--out", str(tmp_path / "o.json")]
     cases = [
         (["--card", str(tmp_path / "none.yaml"), "--skills", str(skills)], "--card"),
-        (["--card", str(card), "--skills", str(skills)], "non-empty mapping"),
+        (["--card", str(card), "--skills", str(skills)], "expected a mapping of card fields"),
     ]
     card_ok = tmp_path / "ok.yaml"
     card_ok.write_text(yaml.safe_dump(UNSEEN_CARD))

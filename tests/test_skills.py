@@ -201,3 +201,133 @@ def test_any_id_with_a_path_separator_is_rejected(data, separator, position):
     bad = {"general_skills": [{"skill_id": "a" * position + separator + "b", "title": "t", "principle": "p"}]}
     with pytest.raises(LibraryFormatError):
         SkillLibrary.from_dict({**data, **bad})
+
+
+# The MASA authors' release (jianxiangyu/MASA_) in its three shapes, written here (no network).
+RELEASE_EVOLVED = {  # an evolved bank: no common_mistakes key, fields in the release's order
+    "general_skills": [
+        {"title": "Look first", "skill_id": "gen_1", "principle": "Look around.", "source": "evo"}
+    ],
+    "task_specific_skills": {
+        "heat": [{"skill_id": "heat_1", "title": "Use microwave", "principle": "Heat it."}]
+    },
+    "version": 3,
+}
+RELEASE_CORRECTION = {  # mistakes as {mistake_id, description, correction}
+    "general_skills": [],
+    "task_specific_skills": {},
+    "common_mistakes": [
+        {
+            "mistake_id": "m1",
+            "description": "Using 'put ... in/on'",
+            "correction": "WRONG: 'put mug 1 in/on sidetable 1'. RIGHT: 'move mug 1 to sidetable 1'.",
+        }
+    ],
+}
+RELEASE_BASE = {  # a base bank with the release's `examine` category
+    "general_skills": [{"skill_id": "g", "title": "t", "principle": "p", "when_to_apply": "w"}],
+    "task_specific_skills": {
+        "examine": [{"skill_id": "ex_1", "title": "Lamp", "principle": "Use the lamp."}]
+    },
+    "common_mistakes": [
+        {"mistake_id": "m", "description": "d", "why_it_happens": "y", "how_to_avoid": "h", "note": 1}
+    ],
+}
+
+
+@pytest.mark.parametrize("data", [RELEASE_EVOLVED, RELEASE_CORRECTION, RELEASE_BASE])
+def test_release_shaped_banks_save_equal_as_parsed_json_and_render_every_guidance_field(tmp_path, data):
+    path = tmp_path / "bank.json"
+    path.write_text(json.dumps(data))
+    SkillLibrary.load(path).save(tmp_path / "copy.json")
+    saved = json.loads((tmp_path / "copy.json").read_text())
+    assert saved == data
+    assert [list(s) for s in saved["general_skills"]] == [list(s) for s in data["general_skills"]]
+    rendered = SkillLibrary.load(path).render(None)
+    for mistake in data.get("common_mistakes", []):
+        for name in ("description", "how_to_avoid", "correction"):
+            if name in mistake:
+                assert mistake[name] in rendered
+    for skills in data["task_specific_skills"].values():
+        assert all(s["principle"] in rendered for s in skills)
+
+
+release_skill = st.builds(
+    lambda fields, more, order: dict(sorted({**fields, **more}.items(), key=lambda kv: order(kv[0]))),
+    st.fixed_dictionaries(
+        {"skill_id": name, "title": text, "principle": text}, optional={"when_to_apply": text}
+    ),
+    extra,
+    st.sampled_from([hash, len, str]),
+)
+release_mistake = st.fixed_dictionaries(
+    {"mistake_id": name, "description": text},
+    optional={"why_it_happens": text, "how_to_avoid": text, "correction": text},
+)
+release_bank = st.fixed_dictionaries(
+    {"general_skills": st.lists(release_skill, max_size=3)},
+    optional={
+        "task_specific_skills": st.dictionaries(name, st.lists(release_skill, max_size=2), max_size=3),
+        "common_mistakes": st.lists(release_mistake, max_size=3),
+        "version": st.integers(),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(release_bank)
+def test_any_release_shaped_bank_saves_equal_key_for_key_and_in_order(data):
+    saved = json.loads(SkillLibrary.from_json(json.dumps(data)).to_json())
+    assert saved == data
+    assert json.dumps(saved) == json.dumps(data)  # the same keys in the same order, items included
+
+
+ALFWORLD = ["pick_and_place", "clean", "heat", "cool", "look_at_obj_in_light", "pick_two_obj_and_place"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"task_specific_skills": {"cleen": [skill_dict("c1")]}},
+            r"task_specific_skills\.cleen: .*did you mean 'clean'",
+        ),
+        ({"general_skills": [], "task_specific_skills": {}}, r"the library has no skills and no mistakes"),
+        (
+            {"general_skills": [skill_dict("g1")], "task_specific_skills": {"heat": [skill_dict("g1")]}},
+            r"task_specific_skills\.heat\[0\]: id 'g1' repeats general_skills\[0\]",
+        ),
+    ],
+)
+def test_library_mistakes_are_refused_when_the_base_library_is_loaded(tmp_path, data, message):
+    from masa.runtime import load_base_library
+
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(LibraryFormatError, match=message):
+        load_base_library(str(path), {"max_skill_chars": 2000}, ALFWORLD, complete=True)
+
+
+def test_an_unknown_top_level_key_and_the_release_examine_category_are_logged_and_kept(tmp_path, caplog):
+    from masa.runtime import load_base_library
+
+    data = {**RELEASE_BASE, "evolution_round": 2}
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="masa.runtime"):
+        library = load_base_library(str(path), {"max_skill_chars": 2000}, ALFWORLD, complete=True)
+    assert "evolution_round: unknown top-level key, kept" in caplog.text
+    assert "task_specific_skills.examine: not a category of the environment" in caplog.text
+    assert library.to_dict() == data
+
+
+def test_the_release_examine_category_is_mapped_to_the_environments_and_the_mapping_logged(tmp_path, caplog):
+    from masa.runtime import load_base_library
+
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(RELEASE_BASE))
+    run = {"max_skill_chars": 2000, "category_map": {"examine": "look_at_obj_in_light"}}
+    with caplog.at_level("INFO", logger="masa.runtime"):
+        library = load_base_library(str(path), run, ALFWORLD, complete=True)
+    assert "examine -> look_at_obj_in_light" in caplog.text and "not a category" not in caplog.text
+    assert "Use the lamp." in library.render("look_at_obj_in_light")

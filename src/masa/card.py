@@ -4,12 +4,11 @@ preliminary rollouts. No evaluation numbers go into it (method.md)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from masa.io import FileFormatError
+from masa.io import FileFormatError, load_yaml
 
 CARD_FIELDS = (
     "family",
@@ -61,42 +60,72 @@ class CardFormatError(FileFormatError):
     expected."""
 
 
+REQUIRED_FIELDS = ("family", "parameter_count", "weaknesses")  # what tells a model apart and what it fails at
+SIZE_SUFFIXES = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMBT])\s*", re.IGNORECASE)
+
+
 def load_card(path: str | Path) -> dict[str, Any]:
-    """A card written by ``build_card`` (or by hand), checked field by field before any prompt sees it."""
-    try:
-        card = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise CardFormatError(f"{path}: not valid YAML at {where}: {err.problem}") from err
+    """A card written by ``build_card``, by hand or in the MASA release's form, checked before any prompt
+    sees it. The one validator of the pipeline and ``masa align``."""
+    card = load_yaml(Path(path).read_text(encoding="utf-8"), str(path), CardFormatError)
     return check_card(card, str(path))
 
 
 def check_card(card: Any, source: str) -> dict[str, Any]:
+    """The card with the release's shorthand normalised ("4B" -> 4000000000, "a, b" -> ["a", "b"]).
+
+    Every problem is collected and reported in one error, so a hand-written card is fixed in one pass.
+    """
     if not isinstance(card, dict):
         raise CardFormatError(f"{source}: expected a mapping of card fields, got {type(card).__name__}")
+    problems = [
+        f"{key}: unknown card field; expected one of {', '.join(CARD_FIELDS)}"
+        for key in card
+        if key not in CARD_FIELDS
+    ]
+    problems += [f"{key}: required field missing" for key in REQUIRED_FIELDS if key not in card]
+    out = dict(card)
     for key, value in card.items():
-        if key not in CARD_FIELDS:
-            raise CardFormatError(
-                f"{source}: {key}: unknown card field; expected one of {', '.join(CARD_FIELDS)}"
-            )
-        if value is None:
+        if key not in CARD_FIELDS or value is None:
             continue
-        if key in INTEGER_FIELDS and (not isinstance(value, int) or isinstance(value, bool)):
-            raise CardFormatError(f"{source}: {key}: expected an integer, got {value!r}")
-        if key in LIST_FIELDS:
-            if not isinstance(value, list):
-                raise CardFormatError(
-                    f"{source}: {key}: expected a list of strings, got {type(value).__name__}"
-                )
-            for i, item in enumerate(value):
-                if not isinstance(item, str):
-                    raise CardFormatError(f"{source}: {key}[{i}]: expected a string, got {item!r}")
-        elif key == "multilingual" and not isinstance(value, bool):
-            raise CardFormatError(f"{source}: multilingual: expected true or false, got {value!r}")
-        elif key not in INTEGER_FIELDS and isinstance(value, dict | list):  # text; YAML may read a date
-            raise CardFormatError(f"{source}: {key}: expected a single value, got a {type(value).__name__}")
-    return card
+        value, problem = _check_value(key, value)
+        out[key] = value
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise CardFormatError(f"{source}: " + f"; {source}: ".join(problems))
+    return out
+
+
+def _check_value(key: str, value: Any) -> tuple[Any, str | None]:
+    """(normalised value, the problem or None) of one card field."""
+    if key == "parameter_count" and isinstance(value, str) and (size := _SIZE.fullmatch(value)):
+        value = round(float(size.group(1)) * SIZE_SUFFIXES[size.group(2).upper()])
+    if key in INTEGER_FIELDS and (not isinstance(value, int) or isinstance(value, bool)):
+        return (
+            value,
+            f"{key}: expected an integer{' or a size like 4B' if key == 'parameter_count' else ''}, got {value!r}",
+        )
+    if key in LIST_FIELDS:
+        if isinstance(value, str):  # the release writes "math, code generation, tool use"
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return (
+                value,
+                f"{key}: expected a list of strings or one comma-separated string, got {type(value).__name__}",
+            )
+        bad = [
+            f"{key}[{i}]: expected a string, got {item!r}"
+            for i, item in enumerate(value)
+            if not isinstance(item, str)
+        ]
+        return value, "; ".join(bad) or None
+    if key == "multilingual" and not isinstance(value, bool):
+        return value, f"multilingual: expected true or false, got {value!r}"
+    if key not in INTEGER_FIELDS and isinstance(value, dict | list):  # text; YAML may read a date
+        return value, f"{key}: expected a single value, got a {type(value).__name__}"
+    return value, None
 
 
 def architecture_from_config(config: dict[str, Any]) -> dict[str, Any]:

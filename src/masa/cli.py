@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from masa.card import load_card
+from masa.config import schema_entry
+from masa.io import FileFormatError, write_json
+from masa.skills import SkillLibrary
 
-from masa.io import write_json
-from masa.skills import LibraryFormatError, SkillLibrary
+MAX_SKILL_CHARS = schema_entry("skills", "max_skill_chars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--env",
         help="environment name used in the default task description (default: the --skills file stem)",
     )
+    align.add_argument(
+        "--max-skill-chars",
+        type=int,
+        default=MAX_SKILL_CHARS["default"],
+        help="longer skill text fields are truncated to this many characters, as in the pipeline "
+        "(default: skills.max_skill_chars of config/schema.yaml)",
+    )
     align.add_argument("--max-new-tokens", type=int, default=512, help="tokens per generation (default 512)")
     align.add_argument("--retries", type=int, default=2, help="sampled retries after a failed attempt")
     align.add_argument("--seed", type=int, default=0)
@@ -65,23 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_card(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
+    """The card through the pipeline's validator (``masa.card.load_card``), every problem in one line."""
     if not path.is_file():
         parser.error(f"--card {path}: no such file")
     try:
-        card = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        parser.error(f"--card {path}: not valid YAML ({exc})")
-    if not isinstance(card, dict) or not card:
-        parser.error(f"--card {path}: expected a non-empty mapping of card fields (family, weaknesses, ...)")
-    return card
+        return load_card(path)
+    except FileFormatError as exc:
+        parser.error(f"--card {exc}")
 
 
-def _read_library(parser: argparse.ArgumentParser, path: Path) -> SkillLibrary:
+def _read_library(parser: argparse.ArgumentParser, path: Path, max_chars: int) -> SkillLibrary:
+    """The library through the pipeline's loader and cap (``masa.runtime.load_base_library``)."""
+    from masa.runtime import load_base_library
+
     if not path.exists():  # a file, or a folder where the library format allows one
         parser.error(f"--skills {path}: no such file")
     try:
-        return SkillLibrary.load(path)
-    except (LibraryFormatError, ValueError) as exc:
+        return load_base_library(str(path), {"max_skill_chars": max_chars})
+    except ValueError as exc:
         parser.error(f"--skills {path}: not a skill library ({exc})")
 
 
@@ -102,7 +112,9 @@ def align(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     started = time.monotonic()
     card = _read_card(parser, args.card)
-    library = _read_library(parser, args.skills)
+    if args.max_skill_chars < MAX_SKILL_CHARS["minimum"]:
+        parser.error(f"--max-skill-chars must be >= {MAX_SKILL_CHARS['minimum']}")
+    library = _read_library(parser, args.skills, args.max_skill_chars)
     categories = args.categories or list(library.task_specific_skills)
     if not categories:
         parser.error(f"--skills {args.skills} has no task categories: name them with --categories")

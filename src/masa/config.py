@@ -16,9 +16,20 @@ import yaml
 
 from masa.gpus import gpu_problems
 
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
 
 class ConfigError(ValueError):
     pass
+
+
+def schema_entry(*keys: str) -> dict[str, Any]:
+    """The schema of one config key (``"skills", "max_skill_chars"``: its default, minimum, ...), so tools
+    outside the pipeline (``masa align``) use the same values without a second copy of them."""
+    node = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))["properties"]
+    for key in keys[:-1]:
+        node = node[key]["properties"]
+    return node[keys[-1]]
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -132,6 +143,10 @@ def known_tasks(env_name: str) -> list[str] | None:
         except ImportError:
             return None
         return list(ID2TASK.values())
+    if env_name == "alfworld":
+        from masa.envs.alfworld_games import CATEGORIES
+
+        return list(CATEGORIES)
     return None
 
 

@@ -76,6 +76,31 @@ def read_yaml(path: str | Path) -> Any:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe loader that refuses anchors and aliases: shared files are untrusted, and an alias lets 300
+    bytes expand into megabytes ("billion laughs"); no card or skill front matter needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases (*name) are not allowed in this file", mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, source: str, error: type[FileFormatError] = FileFormatError) -> Any:
+    """YAML from an untrusted file, aliases refused; a bad file raises ``error`` naming it and the line."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise error(f"{source}: not valid YAML at {where}: {err.problem}") from err
+    except yaml.YAMLError as err:
+        raise error(f"{source}: not valid YAML: {err}") from err
+
+
 def _content_digest(data: dict[str, Any]) -> str:
     canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -17,6 +17,7 @@ from masa.agent import Agent, EpisodeResult, Step
 from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.envs.base import Environment, TaskInstance
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
+from masa.retrieval import TopK, retrieve
 from masa.skills import SkillLibrary
 from masa.stats import bootstrap_interval
 
@@ -130,9 +131,9 @@ class Evaluator:
     env: Environment
     backbone_key: str  # backbone name plus a fingerprint of its weights
     noop_penalty: float
-    retrieval: str = (
-        "category"  # "category": general + own category's task skills + mistakes; "all": everything
-    )
+    retrieval: str = "category"  # "category": general + own category's task skills + mistakes; "all":
+    # everything; "topk": the top ``topk`` of each section by BM25 to the category (masa.retrieval)
+    topk: TopK | None = None
     cache: RolloutCache = field(default_factory=lambda: RolloutCache(None))
     resamples: int = 1000
     progress: bool = True
@@ -154,6 +155,8 @@ class Evaluator:
     def skills_text(self, library: SkillLibrary | None, category: str) -> str:
         if library is None:
             return ""
+        if self.retrieval == "topk":
+            return retrieve(library, category, self.topk or TopK.default()).render(category)
         return library.render(None if self.retrieval == "all" else category)
 
     def episode_key(self, task: TaskInstance, skills_text: str, seed: int) -> str:

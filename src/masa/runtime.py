@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from masa.agent import Agent, AgentConfig
+from masa.config import known_tasks
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
+from masa.retrieval import TopK
 from masa.rollout import Evaluator, RolloutCache
-from masa.skills import Skill, SkillLibrary, cap_text
+from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text, check_library
 from masa.teacher import EditTeacher, LLMTeacher, Teacher
 
 SPLITS = {"search": "train", "profile": "dev", "evaluation": "test"}
@@ -201,6 +203,7 @@ def make_evaluator(
     threads: int | None = None,
     temperature: float | None = None,
     width: int = 1,
+    topk: dict[str, int] | None = None,
 ) -> Evaluator:
     agent_spec = dict(spec.get("agent", {}))
     if temperature is not None:
@@ -209,7 +212,8 @@ def make_evaluator(
     agent = Agent(llm, AgentConfig(**agent_spec))
     key = f"{backbone}:{model_fingerprint(model_dir, spec['model'])}"
     cache = RolloutCache(Path(cache_dir) / backbone if cache_dir else None)
-    return Evaluator(agent, env, key, noop_penalty, retrieval, cache, width=width)
+    top = TopK(**topk) if topk else None
+    return Evaluator(agent, env, key, noop_penalty, retrieval, top, cache, width=width)
 
 
 @dataclass
@@ -257,14 +261,34 @@ def open_context(
         threads,
         temperature,
         run.get("engine", {}).get("episodes_in_flight", 1),
+        run.get("topk"),
     )
     sets = task_sets(environment, env, run["seed"])
-    return Context(evaluator, environment, sets, load_base_library(base_library, run), run["seed"])
+    known = known_tasks(env["name"])
+    env_run = {**run, "category_map": run.get("category_map", {}).get(env["name"], {})}
+    library = load_base_library(base_library, env_run, known or environment.categories(), known is not None)
+    return Context(evaluator, environment, sets, library, run["seed"])
 
 
-def load_base_library(path: str, run: dict[str, Any]) -> SkillLibrary:
-    """The shared initial library, its skill text capped at ``max_skill_chars`` (each cut logged)."""
-    library = SkillLibrary.load(path)
+def load_base_library(
+    path: str, run: dict[str, Any], categories: list[str] | None = None, complete: bool = False
+) -> SkillLibrary:
+    """The shared initial library, its categories renamed by ``run["category_map"]`` (logged), checked
+    (``check_library``: errors raised, warnings logged) and its skill text capped at ``max_skill_chars`` (each cut logged); the one loader of the pipeline and ``masa align``."""
+    library = SkillLibrary.load(path, run.get("include_skill_files", False))
+    mapping = {k: v for k, v in run.get("category_map", {}).items() if k in library.task_specific_skills}
+    if mapping:
+        library = library.with_categories_mapped(mapping)
+        log.info(
+            "skill library %s: categories mapped %s",
+            path,
+            ", ".join(f"{k} -> {v}" for k, v in mapping.items()),
+        )
+    check = check_library(library, path, categories, complete)
+    if check.errors:
+        raise LibraryFormatError("; ".join(check.errors))
+    for warning in check.warnings:
+        log.warning("skill library: %s", warning)
     if run.get("max_skill_chars"):
         library, notes = cap_text(library, run["max_skill_chars"], path)
         for note in notes:

@@ -11,6 +11,7 @@ with another one or break a reference to it; text fields are only ever rendered 
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 from masa.io import FileFormatError, atomic_write_text
 
 SKILL_FIELDS = ("skill_id", "title", "principle", "when_to_apply")
-MISTAKE_FIELDS = ("mistake_id", "description", "why_it_happens", "how_to_avoid")
+MISTAKE_FIELDS = ("mistake_id", "description", "why_it_happens", "how_to_avoid", "correction")
 LIBRARY_FIELDS = ("general_skills", "task_specific_skills", "common_mistakes")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # no separators, no leading dot, no spaces
 
@@ -46,15 +47,10 @@ class Skill:
     principle: str
     when_to_apply: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)  # as read: see _ordered
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "skill_id": self.skill_id,
-            "title": self.title,
-            "principle": self.principle,
-            "when_to_apply": self.when_to_apply,
-            **self.extra,
-        }
+        return _ordered(self, SKILL_FIELDS, self.extra, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Skill:
@@ -65,6 +61,7 @@ class Skill:
             principle=fields["principle"],
             when_to_apply=_optional_str(data, "when_to_apply", where),
             extra={k: v for k, v in data.items() if k not in SKILL_FIELDS},
+            keys=tuple(data),
         )
 
 
@@ -74,16 +71,12 @@ class Mistake:
     description: str
     why_it_happens: str = ""
     how_to_avoid: str = ""
+    correction: str = ""  # the MASA release's "WRONG: ... RIGHT: ..." form of how_to_avoid
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)  # as read: see _ordered
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "mistake_id": self.mistake_id,
-            "description": self.description,
-            "why_it_happens": self.why_it_happens,
-            "how_to_avoid": self.how_to_avoid,
-            **self.extra,
-        }
+        return _ordered(self, MISTAKE_FIELDS, self.extra, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Mistake:
@@ -93,7 +86,9 @@ class Mistake:
             description=fields["description"],
             why_it_happens=_optional_str(data, "why_it_happens", where),
             how_to_avoid=_optional_str(data, "how_to_avoid", where),
+            correction=_optional_str(data, "correction", where),
             extra={k: v for k, v in data.items() if k not in MISTAKE_FIELDS},
+            keys=tuple(data),
         )
 
 
@@ -103,17 +98,18 @@ class SkillLibrary:
     task_specific_skills: dict[str, list[Skill]] = field(default_factory=dict)
     common_mistakes: list[Mistake] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)  # as read: see _ordered
 
     # --- (de)serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        values = {
             "general_skills": [s.to_dict() for s in self.general_skills],
             "task_specific_skills": {
                 cat: [s.to_dict() for s in skills] for cat, skills in self.task_specific_skills.items()
             },
             "common_mistakes": [m.to_dict() for m in self.common_mistakes],
-            **self.extra,
         }
+        return _ordered(values, LIBRARY_FIELDS, self.extra, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "library") -> SkillLibrary:
@@ -145,6 +141,7 @@ class SkillLibrary:
                 Mistake.from_dict(m, f"{source}: common_mistakes[{i}]") for i, m in enumerate(mistakes)
             ],
             extra={k: v for k, v in data.items() if k not in LIBRARY_FIELDS},
+            keys=tuple(data),
         )
         for where, item in library.items(source):
             field_name = ID_FIELD[type(item)]
@@ -175,13 +172,14 @@ class SkillLibrary:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def load(cls, path: str | Path) -> SkillLibrary:
-        """A library from its JSON file, or from an Agent Skills folder (``masa.agentskills``)."""
+    def load(cls, path: str | Path, include_files: bool = False) -> SkillLibrary:
+        """A library from its JSON file, or from an Agent Skills folder (``masa.agentskills``; ``include_files``
+        adds a public skill's reference files to its text)."""
         path = Path(path)
         if path.is_dir():
             from masa.agentskills import read_folder  # imports this module
 
-            return read_folder(path)
+            return read_folder(path, include_files)
         return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
 
     def save(self, path: str | Path) -> None:
@@ -203,8 +201,18 @@ class SkillLibrary:
         new.task_specific_skills[category] = copy.deepcopy(skills)
         return new
 
+    def with_categories_mapped(self, mapping: dict[str, str]) -> SkillLibrary:
+        """A copy whose task categories are renamed by ``mapping`` (a release's ``examine`` to the
+        environment's ``look_at_obj_in_light``); skills mapped onto an existing category are appended to it."""
+        new = self.copy()
+        new.task_specific_skills = {}
+        for category, skills in self.task_specific_skills.items():
+            target = check_name(mapping.get(category, category), f"category_map.{category}")
+            new.task_specific_skills.setdefault(target, []).extend(copy.deepcopy(skills))
+        return new
+
     def without_skills(self) -> SkillLibrary:
-        return SkillLibrary(extra=copy.deepcopy(self.extra))
+        return SkillLibrary(extra=copy.deepcopy(self.extra), keys=self.keys)
 
     def is_empty(self) -> bool:
         return not (self.general_skills or any(self.task_specific_skills.values()) or self.common_mistakes)
@@ -238,6 +246,8 @@ class SkillLibrary:
                 line = f"- Don't: {m.description}"
                 if m.how_to_avoid:
                     line += f" Instead: {m.how_to_avoid}"
+                if m.correction:
+                    line += f" Correction: {m.correction}"
                 parts.append(line)
         return "\n".join(parts)
 
@@ -245,7 +255,7 @@ class SkillLibrary:
 ID_FIELD = {Skill: "skill_id", Mistake: "mistake_id"}
 TEXT_FIELDS = {
     Skill: ("title", "principle", "when_to_apply"),
-    Mistake: ("description", "why_it_happens", "how_to_avoid"),
+    Mistake: ("description", "why_it_happens", "how_to_avoid", "correction"),
 }
 
 
@@ -282,6 +292,82 @@ def cap_text(
                 f"{where}.{name}: {len(value)} characters truncated to {max_chars} (skills.max_skill_chars)"
             )
     return capped, notes
+
+
+KNOWN_TOP_LEVEL = (*LIBRARY_FIELDS, "skill_pool")  # skill_pool: the edit teacher's extra skills
+
+
+@dataclass
+class LibraryCheck:
+    """What ``check_library`` found: errors refuse the library, warnings are logged and the library used."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_library(
+    library: SkillLibrary, source: str, categories: list[str] | None = None, complete: bool = False
+) -> LibraryCheck:
+    """Mistakes a well-formed library can still hold, checked before a run uses it.
+
+    An empty library and a repeated id are errors (the search would run on nothing, or edit the wrong
+    skill). A category the environment lacks never has its task skills shown: when ``categories`` is the
+    environment's ``complete`` list and the name is close to one of them it is a typo and an error,
+    otherwise a warning (the MASA release's ``examine`` is a category masa's ALFWorld does not have). An
+    unknown top-level key is a warning and is kept on save, so release banks with their own keys still load.
+    """
+    check = LibraryCheck()
+    if library.is_empty():
+        check.errors.append(f"{source}: the library has no skills and no mistakes")
+    seen: dict[str, str] = {}
+    for where, item in library.items(source):
+        item_id = getattr(item, ID_FIELD[type(item)])
+        if item_id in seen:
+            check.errors.append(f"{where}: id {item_id!r} repeats {seen[item_id].split(': ', 1)[1]}")
+        seen.setdefault(item_id, where)
+    for key in library.extra:
+        if key not in KNOWN_TOP_LEVEL:
+            check.warnings.append(
+                f"{source}: {key}: unknown top-level key, kept as it is; known: {', '.join(KNOWN_TOP_LEVEL)}"
+            )
+    for category in library.task_specific_skills if categories is not None else ():
+        if category in categories:
+            continue
+        close = difflib.get_close_matches(category, categories, n=1)
+        message = (
+            f"{source}: task_specific_skills.{category}: not a category of the environment, so these skills "
+            f"are never shown; {f'did you mean {close[0]!r}? ' if close else ''}"
+            f"categories: {', '.join(categories)}"
+        )
+        (check.errors if close and complete else check.warnings).append(message)
+    return check
+
+
+def _ordered(
+    item: Any, known: tuple[str, ...], extra: dict[str, Any], keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """A record as a JSON object in the key order it was read in, so a saved file equals the one loaded.
+
+    A known field that was absent when read stays absent while it holds its empty default (a release bank
+    without ``common_mistakes`` must not gain ``common_mistakes: []``); fields set since are appended in the
+    format's order, after the ones that were read. ``item`` is an object or a dict of the known fields.
+    """
+    value = item.get if isinstance(item, dict) else lambda name: getattr(item, name)
+    fields = {name: value(name) for name in known}
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key in fields:
+            out[key] = fields[key]
+        elif key in extra:
+            out[key] = extra[key]
+    for name in known:
+        if name not in out and (fields[name] or name in KEY_FIELDS or not (keys or name in SET_ONLY)):
+            out[name] = fields[name]
+    return out | {k: v for k, v in extra.items() if k not in out}
+
+
+KEY_FIELDS = ("skill_id", "title", "principle", "mistake_id", "description")  # always written
+SET_ONLY = ("correction",)  # written only when set, so libraries made here keep the SkillRL format
 
 
 def _kind(value: Any) -> str:
