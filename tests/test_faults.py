@@ -19,7 +19,7 @@ from masa.llm.base import Message
 from masa.llm.openai_backend import OpenAILLM, ServerError
 from masa.rollout import Evaluator, RolloutCache
 from masa.skills import Skill, SkillLibrary
-from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 LIBRARY = SkillLibrary(general_skills=[Skill("g1", "Go", "Always go forward.")])
 
@@ -50,7 +50,7 @@ class DyingCorridor(CorridorEnv):
 def evaluator(env, cache_dir=None, llm=None):
     llm = llm or ScriptedLLM("fake", liked="forward")
     return Evaluator(
-        Agent(llm, AgentConfig()), env, "fake@0", 0.25, cache=RolloutCache(cache_dir), progress=False
+        Agent(llm, AgentConfig()), env, fake_settings(), cache=RolloutCache(cache_dir), progress=False
     )
 
 

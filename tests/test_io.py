@@ -25,7 +25,7 @@ from masa.rewriter.data import RewriterExample, read_dataset, write_dataset
 from masa.rollout import Evaluator, RolloutCache
 from masa.skills import Skill, SkillLibrary
 from masa.stages.export import export_trajectories, read_trajectories
-from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 from tests.test_search import INITIAL, CountingTeacher, general, scripted
 
 
@@ -78,8 +78,7 @@ def evaluator(llm, cache_dir):
     return Evaluator(
         Agent(llm, AgentConfig(policy="score")),
         CorridorEnv(),
-        "fake@0",
-        0.25,
+        fake_settings(AgentConfig(policy="score")),
         cache=RolloutCache(cache_dir),
         progress=False,
     )

@@ -204,10 +204,10 @@ def test_hill_climbing_plays_candidate_and_incumbent_on_the_same_instances(tmp_p
     """Through the real Evaluator: every candidate's episodes are the incumbent's instances and seeds."""
     from masa.agent import Agent, AgentConfig
     from masa.rollout import Evaluator
-    from tests.fakes import CorridorEnv, HashLLM
+    from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
     env = CorridorEnv(length=2, max_steps=4, spread=1)
-    evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, "fake:1", 0.25, width=2)
+    evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, fake_settings(), width=2)
     suite = env.instances("walk", "train")
     result = climb_general_skills(
         INITIAL,
@@ -335,13 +335,13 @@ def test_a_repeated_search_is_served_from_the_rollout_cache_and_recorded_as_hits
     from masa.agent import Agent, AgentConfig
     from masa.rollout import Evaluator, RolloutCache
     from masa.stages.search import stage_record
-    from tests.fakes import CorridorEnv, HashLLM
+    from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
     def run():
         env = CorridorEnv(length=2, max_steps=4, spread=1)
         llm = HashLLM(name="fake")
         evaluator = Evaluator(
-            Agent(llm, AgentConfig()), env, "fake:1", 0.25, cache=RolloutCache(tmp_path), width=3
+            Agent(llm, AgentConfig()), env, fake_settings(), cache=RolloutCache(tmp_path), width=3
         )
         suite = env.instances("walk", "train")
         teacher = CountingTeacher()

@@ -6,8 +6,6 @@ once (the rollout cache) and candidates are always compared on the same instance
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,6 +15,7 @@ from masa.agent import Agent, EpisodeResult, Step
 from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.envs.base import Environment, TaskInstance
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
+from masa.settings import EpisodeSettings
 from masa.skills import SkillLibrary
 from masa.stats import bootstrap_interval
 
@@ -91,8 +90,9 @@ def episode_from_dict(data: dict) -> EpisodeResult:
 class RolloutCache:
     """Episodes on disk, one JSON file per key; a repeated key costs no LLM call.
 
-    The key covers everything that determines an episode: the backbone and its weights, the environment
-    and instance, the exact skill text, the agent's decoding settings, the reward weight and the seed.
+    The key is ``EpisodeSettings.episode_key``: every setting of the model (its weights' location and hash),
+    agent and environment (its simulator's version), the reward weight, the instance, the exact skill text
+    and the seed.
     """
 
     root: Path | None
@@ -124,12 +124,11 @@ class RolloutCache:
 
 @dataclass
 class Evaluator:
-    """Plays libraries for one backbone on one environment."""
+    """Plays libraries for one backbone on one environment, under ``settings`` (which key its episodes)."""
 
     agent: Agent
     env: Environment
-    backbone_key: str  # backbone name plus a fingerprint of its weights
-    noop_penalty: float
+    settings: EpisodeSettings
     retrieval: str = (
         "category"  # "category": general + own category's task skills + mistakes; "all": everything
     )
@@ -138,6 +137,14 @@ class Evaluator:
     progress: bool = True
     width: int = 1  # episodes played side by side by the batched engine (environments in the pool)
     _pool: list[Environment] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.agent.config != self.settings.agent:  # the agent that plays must be the one that is keyed
+            raise ValueError(f"agent {self.agent.config} does not match its settings {self.settings.agent}")
+
+    @property
+    def noop_penalty(self) -> float:
+        return self.settings.noop_penalty
 
     def pool(self) -> list[Environment]:
         """The engine's environments, started once and reused by every evaluation of the job."""
@@ -157,20 +164,7 @@ class Evaluator:
         return library.render(None if self.retrieval == "all" else category)
 
     def episode_key(self, task: TaskInstance, skills_text: str, seed: int) -> str:
-        material = json.dumps(
-            [
-                self.backbone_key,
-                self.env.name,
-                self.env.max_steps,
-                task.key,
-                skills_text,
-                asdict(self.agent.config),
-                self.noop_penalty,
-                seed,
-            ],
-            sort_keys=True,
-        )
-        return hashlib.sha256(material.encode()).hexdigest()
+        return self.settings.episode_key(task, skills_text, seed)
 
     def run(
         self,

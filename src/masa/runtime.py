@@ -5,7 +5,6 @@ Stages receive plain dictionaries (Snakemake ``params``) and call these; nothing
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -18,6 +17,7 @@ from masa.agent import Agent, AgentConfig
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
 from masa.rollout import Evaluator, RolloutCache
+from masa.settings import EpisodeSettings
 from masa.skills import Skill, SkillLibrary, cap_text
 from masa.teacher import EditTeacher, LLMTeacher, Teacher
 
@@ -86,19 +86,6 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
             chat_template_kwargs=spec.get("chat_template_kwargs", {}),
         )
     raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm)")
-
-
-def model_fingerprint(model_dir: str | None, spec: dict[str, Any]) -> str:
-    """What identifies the weights in cache keys: the safetensors headers' hash, or the served model's name."""
-    if model_dir and Path(model_dir).is_dir():
-        digest = hashlib.sha256()
-        for shard in sorted(Path(model_dir).glob("*.safetensors")):
-            digest.update(shard.name.encode())
-            digest.update(str(shard.stat().st_size).encode())
-            with shard.open("rb") as handle:
-                digest.update(handle.read(1 << 20))
-        return digest.hexdigest()[:16]
-    return f"{spec.get('backend')}:{spec.get('base_url', '')}:{spec.get('model', '')}"
 
 
 def make_environment(name: str, params: dict[str, Any]) -> Environment:
@@ -183,26 +170,36 @@ def task_sets(env: Environment, params: dict[str, Any], seed: int) -> TaskSets:
     return sets
 
 
+def episode_settings(
+    spec: dict[str, Any],
+    model_dir: str | None,
+    env: dict[str, Any],
+    noop_penalty: float,
+    temperature: float | None = None,
+) -> EpisodeSettings:
+    """The settings a backbone's episodes on ``env`` are played and keyed with (``temperature`` overrides the
+    agent's, as an evaluation's does)."""
+    agent_spec = dict(spec.get("agent", {}))
+    if temperature is not None:
+        agent_spec["temperature"] = temperature
+    return EpisodeSettings.of(spec["model"], model_dir, AgentConfig(**agent_spec), env, noop_penalty)
+
+
 def make_evaluator(
     backbone: str,
     spec: dict[str, Any],
     model_dir: str | None,
     env: Environment,
-    noop_penalty: float,
+    settings: EpisodeSettings,
     retrieval: str,
     cache_dir: str | None,
     threads: int | None = None,
-    temperature: float | None = None,
     width: int = 1,
 ) -> Evaluator:
-    agent_spec = dict(spec.get("agent", {}))
-    if temperature is not None:
-        agent_spec["temperature"] = temperature
+    """The model and agent built from ``settings``, so that what plays is what keys the cache."""
     llm = load_llm(spec["model"], model_dir, backbone, threads)
-    agent = Agent(llm, AgentConfig(**agent_spec))
-    key = f"{backbone}:{model_fingerprint(model_dir, spec['model'])}"
     cache = RolloutCache(Path(cache_dir) / backbone if cache_dir else None)
-    return Evaluator(agent, env, key, noop_penalty, retrieval, cache, width=width)
+    return Evaluator(Agent(llm, settings.agent), env, settings, retrieval, cache, width=width)
 
 
 @dataclass
@@ -238,17 +235,17 @@ def open_context(
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
     retrieval, cache_dir, engine} — the config slices a rule passes as params."""
+    settings = episode_settings(backbone["spec"], model_dir, env, run["noop_penalty"], temperature)
     environment = make_environment(env["name"], env)
     evaluator = make_evaluator(
         backbone["name"],
         backbone["spec"],
         model_dir,
         environment,
-        run["noop_penalty"],
+        settings,
         run["retrieval"],
         run.get("cache_dir"),
         threads,
-        temperature,
         run.get("engine", {}).get("episodes_in_flight", 1),
     )
     sets = task_sets(environment, env, run["seed"])
