@@ -152,3 +152,34 @@ def test_an_unreachable_model_server_is_retried_with_backoff_then_fails_naming_i
     message = str(err.value)
     assert url in message and "qwen" in message and "ConnectionError" in message
     assert llm.usage.calls == 0
+
+
+def test_failed_episodes_are_counted_apart_from_the_reward_and_never_compared(tmp_path):
+    """Issue 13 group 3: a failed episode is not a reward of 0 in the summary nor in acceptance."""
+    from masa.acceptance import paired_differences
+
+    tasks = CorridorEnv().instances("walk", "train")
+    result = evaluator(DyingCorridor(deaths=2), tmp_path).run(LIBRARY, tasks)
+    clean = evaluator(CorridorEnv()).run(LIBRARY, tasks)
+    assert result.summary.failed == 1 and result.summary.episodes == 3
+    assert result.summary.reward_mean == clean.summary.reward_mean  # over the two played episodes
+    assert result.summary.success_rate == 1.0
+    assert len(paired_differences(result.episodes, clean.episodes)) == 2  # the failed pair is left out
+
+
+def test_an_evaluation_whose_failures_pass_the_share_fails_its_job_with_the_cause(tmp_path, monkeypatch):
+    import masa.stages.evaluate as stage
+    from masa.runtime import Context, TaskSets
+
+    env = DyingCorridor(deaths=100)  # every simulator dies on every attempt
+    tasks = env.instances("walk", "test")
+    sets = TaskSets({"walk": env.instances("walk", "train")}, [], {"walk": tasks})
+    ctx = Context(evaluator(env), env, sets, LIBRARY, 0)
+    monkeypatch.setattr(stage, "open_context", lambda *args, **kwargs: ctx)
+    out = tmp_path / "no_skill.json"
+    settings = {"temperature": 0.0, "seeds": [0], "bootstrap_resamples": 100, "max_failed_share": 0.5}
+    with pytest.raises(stage.EvaluationFailed, match=r"3 of 3 episodes failed.*game process exited"):
+        stage.evaluate_method(
+            "no_skill", {"name": "fake"}, {"name": "corridor"}, {}, settings, None, "", None, str(out)
+        )
+    assert not out.exists()  # no record that would read as a score of 0

@@ -35,6 +35,7 @@ EVALUATION_NOT_EPISODE = {
     "bootstrap_resamples",
     "swap_matrix",
     "skill_contribution",
+    "max_failed_share",
 }
 
 

@@ -54,17 +54,20 @@ class Evaluation:
 
 
 def summarise(episodes: list[EpisodeResult], resamples: int = 1000, seed: int = 0) -> Summary:
-    rewards = [e.reward for e in episodes]
+    """Scores over the played episodes only: a failed episode (the simulator died twice) is counted in
+    ``failed``, never as a reward of 0, so a failure cannot read as a score."""
+    played = [e for e in episodes if not e.error]
+    rewards = [e.reward for e in played]
     low, high = bootstrap_interval(rewards, resamples, seed)
-    steps = sum(e.steps for e in episodes)
+    steps = sum(e.steps for e in played)
     fresh = [e for e in episodes if not e.cached]
     return Summary(
         reward_mean=fmean(rewards) if rewards else 0.0,
         reward_low=low,
         reward_high=high,
-        success_rate=fmean(e.won for e in episodes) if episodes else 0.0,
-        score_mean=fmean(e.score for e in episodes) if episodes else 0.0,
-        noop_rate=(sum(e.no_op_steps for e in episodes) / steps) if steps else 0.0,
+        success_rate=fmean(e.won for e in played) if played else 0.0,
+        score_mean=fmean(e.score for e in played) if played else 0.0,
+        noop_rate=(sum(e.no_op_steps for e in played) / steps) if steps else 0.0,
         episodes=len(episodes),
         steps=sum(e.steps for e in fresh),
         llm_calls=sum(e.llm_calls for e in fresh),
