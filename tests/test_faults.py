@@ -183,3 +183,12 @@ def test_an_evaluation_whose_failures_pass_the_share_fails_its_job_with_the_caus
             "no_skill", {"name": "fake"}, {"name": "corridor"}, {}, settings, None, "", None, str(out)
         )
     assert not out.exists()  # no record that would read as a score of 0
+
+
+def test_no_java_fails_before_starting_scienceworld_with_the_install_hint(monkeypatch):
+    """Issue 13 group 6: not FileNotFoundError from py4j plus an AttributeError."""
+    from masa.envs import scienceworld
+
+    monkeypatch.setattr(scienceworld.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"needs Java .*`java` is not on PATH: install it"):
+        scienceworld.require_java()

@@ -66,7 +66,11 @@ def save_candidates(path: str | Path, candidates: list[Candidate], state: dict[s
 
 
 def load_candidates(path: str | Path) -> tuple[list[Candidate], dict[str, Any]]:
-    data = read_checked_json(path)
+    """A stage record or checkpoint; a damaged one is refused with how to have it rebuilt."""
+    try:
+        data = read_checked_json(path)
+    except CorruptFileError as err:
+        raise CorruptFileError(f"{err}; delete it and re-run so the rule that writes it rebuilds it") from err
     return [Candidate.from_dict(c) for c in data["candidates"]], data["state"]
 
 

@@ -64,8 +64,22 @@ def write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def read_text(path: str | Path) -> str:
+    """A file's UTF-8 text; undecodable bytes raise FileFormatError naming the file, the byte offset and the
+    encoding expected, instead of a bare UnicodeDecodeError."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise FileFormatError(
+            f"{path}: not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} (line {line}) "
+            f"({err.reason}); save the file as UTF-8"
+        ) from err
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return json.loads(read_text(path))
 
 
 def write_yaml(path: str | Path, data: Any) -> None:
@@ -73,7 +87,7 @@ def write_yaml(path: str | Path, data: Any) -> None:
 
 
 def read_yaml(path: str | Path) -> Any:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return yaml.safe_load(read_text(path))
 
 
 def _content_digest(data: dict[str, Any]) -> str:
@@ -94,7 +108,7 @@ def read_checked_json(path: str | Path) -> dict[str, Any]:
     """
     try:
         data = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, FileFormatError) as err:
         raise CorruptFileError(f"{path}: truncated or damaged JSON ({err})") from err
     if not isinstance(data, dict):
         raise CorruptFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
