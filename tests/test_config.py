@@ -183,3 +183,16 @@ def test_paths_have_home_and_environment_variables_expanded(tmp_path, monkeypatc
     validate_config(config, SCHEMA)
     assert config["cache_dir"] == str(Path.home() / "masa-cache")
     assert config["backbones"]["smollm2-135m"]["model"]["path"] == str(tmp_path)
+
+
+def test_the_profile_environment_is_configurable_and_checked():
+    """Issue 13 group 7: the card's environment was silently the first key of environments."""
+    config = validate_config(default(), SCHEMA)
+    assert config["profile_environment"] == next(iter(config["environments"]))
+    chosen = default()
+    chosen["profile_environment"] = list(chosen["environments"])[-1]
+    assert validate_config(chosen, SCHEMA)["profile_environment"] == list(chosen["environments"])[-1]
+    wrong = default()
+    wrong["profile_environment"] = "alfworld"
+    with pytest.raises(ConfigError, match=r"profile_environment: 'alfworld' is not an environment"):
+        validate_config(wrong, SCHEMA)

@@ -238,3 +238,14 @@ def test_a_truncated_training_checkpoint_is_ignored_and_training_starts_over(tmp
     messages = []
     assert load_checkpoint(path, "f", messages.append) is None
     assert "is damaged" in messages[0] and "training from step 0" in messages[0]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_files_are_written_with_the_users_umask(tmp_path, umask):
+    """Issue 13 group 7: not 0600 whatever the umask (mkstemp's mode)."""
+    previous = os.umask(umask)
+    try:
+        write_json(tmp_path / "out.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -27,6 +27,7 @@ NOT_EPISODE = {
     "ucb": "search loop settings",
     "rewriter": "writes skill text",
     "cache_dir": "where the cache lives",
+    "profile_environment": "which environment builds the card, whose text the teacher reads",
     "engine": "how many episodes play side by side (test_engine: equal episodes at any width)",
 }
 EVALUATION_NOT_EPISODE = {

@@ -131,6 +131,11 @@ def model_path_problems(config: dict[str, Any]) -> list[str]:
 
 def cross_field_problems(config: dict[str, Any]) -> list[str]:
     problems = model_path_problems(config)
+    profile = config.setdefault("profile_environment", next(iter(config["environments"])))
+    if profile not in config["environments"]:
+        problems.append(
+            f"profile_environment: '{profile}' is not an environment ({', '.join(config['environments'])})"
+        )
     for name in config["backbones"]:
         if name in RESERVED_RESULT_FOLDERS:
             problems.append(

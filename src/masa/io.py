@@ -32,6 +32,20 @@ class CorruptFileError(ValueError):
     """A file that is truncated or altered; the message names it and how to get it rebuilt."""
 
 
+def current_umask() -> int:
+    """The process's umask: from /proc on Linux, which only reads it; elsewhere by setting it and straight
+    back (``os.umask`` cannot read without writing, and another thread may create a file in between)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file in ``path``'s folder: on a clean exit it is fsynced and renamed over
@@ -40,6 +54,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600; a plain open() honours the umask
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
