@@ -214,3 +214,11 @@ def test_failed_episodes_are_a_column_of_the_method_and_category_tables():
     assert "| failed |" in method_markdown(df).splitlines()[0]
     assert "| 2 | 2 |" in method_markdown(df).splitlines()[2]  # episodes, failed
     assert category_table([record]).iloc[0]["failed"] == 2
+
+
+def test_the_change_vs_base_skill_pairs_only_episodes_both_played():
+    base = evaluation("a", "base_skill", {"t1": 0.1, "t2": 0.3})
+    adapter = evaluation("a", "adapter", {"t1": 0.4, "t2": 0.0})
+    adapter["episodes"][1]["error"] = "EnvironmentFault: game process exited"
+    row = method_table([(base, *method_cost(base, [])), (adapter, *method_cost(adapter, []))]).iloc[1]
+    assert row["pairs"] == 1 and row["diff_vs_base"] == pytest.approx(0.3)
