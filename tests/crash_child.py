@@ -31,6 +31,7 @@ from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
 from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.llm.base import LLM
 from masa.rollout import Evaluator, RolloutCache
+from masa.settings import EpisodeSettings
 from masa.skills import Skill, SkillLibrary
 from masa.teacher import EditTeacher
 from masa.ucb import UCBConfig, search_task_skills
@@ -159,8 +160,9 @@ def main() -> None:
     evaluator = Evaluator(
         Agent(HashLLM(WORKDIR / "llm_calls.log"), AgentConfig(policy="score")),
         env,
-        "hash-llm@0",
-        noop_penalty=0.25,
+        EpisodeSettings.of(
+            {"backend": "hash"}, None, AgentConfig(policy="score"), {"name": "corridor"}, 0.25
+        ),
         cache=cache,
         progress=False,
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
+from masa.agent import AgentConfig
 from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
 from masa.llm.base import LLM, Generation, Message
+from masa.settings import EpisodeSettings
 
 
 @dataclass
@@ -100,3 +102,10 @@ class CorridorEnv(Environment):
         self.position += 1 if action == "go forward" else -1 if moved else 0
         won = self.position >= self.length
         return StepOutcome(self._obs(), self.position / self.length, won, won, not moved)
+
+
+def fake_settings(agent: AgentConfig | None = None, noop_penalty: float = 0.25) -> EpisodeSettings:
+    """Episode settings of a fake model on the corridor, for Evaluators built by hand."""
+    return EpisodeSettings.of(
+        {"backend": "fake"}, None, agent or AgentConfig(), {"name": "corridor"}, noop_penalty
+    )

@@ -4,7 +4,7 @@ from masa.agent import Agent, AgentConfig, build_conversation, episode_reward, p
 from masa.envs.base import Observation
 from masa.rollout import Evaluator, RolloutCache
 from masa.skills import SkillLibrary
-from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 
 def test_parse_action_takes_first_tag_lowercased():
@@ -56,7 +56,7 @@ def test_cache_replays_an_episode_without_llm_calls(tmp_path):
     env = CorridorEnv()
     tasks = env.instances("walk", "test")
     llm = ScriptedLLM(name="fake", liked="forward")
-    evaluator = Evaluator(Agent(llm, AgentConfig()), env, "fake:abc", 0.25, cache=RolloutCache(tmp_path))
+    evaluator = Evaluator(Agent(llm, AgentConfig()), env, fake_settings(), cache=RolloutCache(tmp_path))
     first = evaluator.run(SkillLibrary(), tasks)
     calls = llm.usage.calls
     second = evaluator.run(SkillLibrary(), tasks)

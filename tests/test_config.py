@@ -143,3 +143,60 @@ def test_tasks_sets_that_overlap_are_refused():
     params = {"search_instances": 2, "profile_instances": 1, "eval_instances": 2}
     with pytest.raises(ValueError, match=r"search/evaluation task sets overlap: \['corridor/walk/train/"):
         task_sets(SharedSplits(), params, 0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["environments"]["scienceworld"].update(simplifications="eassy"),
+            r"environments.scienceworld.simplifications: 'eassy' does not match .*each one of easy",
+        ),
+        (
+            lambda c: c["evaluation"].update(seeds=[0, 0]),
+            r"evaluation.seeds: \[0, 0\] has non-unique elements",
+        ),
+        (
+            lambda c: c["backbones"]["smollm2-135m"].update(model={"path": "/no/such/model"}),
+            r"backbones.smollm2-135m.model.path: '/no/such/model' is not a folder",
+        ),
+        (
+            lambda c: c["backbones"].update(rewriter=c["backbones"]["smollm2-135m"]),
+            r"backbones: 'rewriter' is the name of a results/ folder that is not a backbone's",
+        ),
+        (
+            lambda c: c.update(cache_dir="$MASA_SURELY_UNSET_VARIABLE/cache"),
+            r"cache_dir: '\$MASA_SURELY_UNSET_VARIABLE/cache' names an environment variable that is not set",
+        ),
+    ],
+)
+def test_values_that_change_the_experiment_are_checked_at_start(edit, message):
+    """Issue 13 group 4: each of these was accepted and then ran another experiment (or failed late)."""
+    config = default()
+    edit(config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config, SCHEMA)
+
+
+def test_paths_have_home_and_environment_variables_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASA_MODELS", str(tmp_path))
+    config = default()
+    config["cache_dir"] = "~/masa-cache"
+    config["environments"]["scienceworld"]["simplifications"] = "teleportAction,openDoors"
+    config["backbones"]["smollm2-135m"]["model"] = {"path": "$MASA_MODELS"}
+    validate_config(config, SCHEMA)
+    assert config["cache_dir"] == str(Path.home() / "masa-cache")
+    assert config["backbones"]["smollm2-135m"]["model"]["path"] == str(tmp_path)
+
+
+def test_the_profile_environment_is_configurable_and_checked():
+    """Issue 13 group 7: the card's environment was silently the first key of environments."""
+    config = validate_config(default(), SCHEMA)
+    assert config["profile_environment"] == next(iter(config["environments"]))
+    chosen = default()
+    chosen["profile_environment"] = list(chosen["environments"])[-1]
+    assert validate_config(chosen, SCHEMA)["profile_environment"] == list(chosen["environments"])[-1]
+    wrong = default()
+    wrong["profile_environment"] = "alfworld"
+    with pytest.raises(ConfigError, match=r"profile_environment: 'alfworld' is not an environment"):
+        validate_config(wrong, SCHEMA)

@@ -12,7 +12,7 @@ from masa.agent import Agent, AgentConfig
 from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.rollout import Evaluator
 from masa.skills import Skill, SkillLibrary
-from tests.fakes import CorridorEnv, HashLLM
+from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
 
 def jobs_for(env, seeds=(0, 1), skills="### General Principles\n- **Move**: keep moving."):
@@ -68,7 +68,7 @@ def test_evaluator_results_do_not_depend_on_the_engine_width():
 
     def evaluate(width):
         env = CorridorEnv(length=2, max_steps=6, spread=1)
-        evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, "fake:1", 0.25, width=width)
+        evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, fake_settings(), width=width)
         result = evaluator.run(library, env.instances("walk", "train"), seeds=(0, 1, 2))
         evaluator.close()
         return result
@@ -138,7 +138,7 @@ def test_score_many_equals_score_across_interleaved_episodes(model, request):
 def test_a_key_repeated_within_one_evaluation_is_played_once():
     env = CorridorEnv(length=2, max_steps=6, spread=1)
     llm = HashLLM(name="fake")
-    evaluator = Evaluator(Agent(llm, AgentConfig()), env, "fake:1", 0.25, width=3)
+    evaluator = Evaluator(Agent(llm, AgentConfig()), env, fake_settings(), width=3)
     task = env.instances("walk", "train")[1]
     result = evaluator.run(None, [task, task, task])
     assert [e.cached for e in result.episodes] == [False, True, True]

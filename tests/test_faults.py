@@ -19,7 +19,7 @@ from masa.llm.base import Message
 from masa.llm.openai_backend import OpenAILLM, ServerError
 from masa.rollout import Evaluator, RolloutCache
 from masa.skills import Skill, SkillLibrary
-from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 LIBRARY = SkillLibrary(general_skills=[Skill("g1", "Go", "Always go forward.")])
 
@@ -50,7 +50,7 @@ class DyingCorridor(CorridorEnv):
 def evaluator(env, cache_dir=None, llm=None):
     llm = llm or ScriptedLLM("fake", liked="forward")
     return Evaluator(
-        Agent(llm, AgentConfig()), env, "fake@0", 0.25, cache=RolloutCache(cache_dir), progress=False
+        Agent(llm, AgentConfig()), env, fake_settings(), cache=RolloutCache(cache_dir), progress=False
     )
 
 
@@ -152,3 +152,43 @@ def test_an_unreachable_model_server_is_retried_with_backoff_then_fails_naming_i
     message = str(err.value)
     assert url in message and "qwen" in message and "ConnectionError" in message
     assert llm.usage.calls == 0
+
+
+def test_failed_episodes_are_counted_apart_from_the_reward_and_never_compared(tmp_path):
+    """Issue 13 group 3: a failed episode is not a reward of 0 in the summary nor in acceptance."""
+    from masa.acceptance import paired_differences
+
+    tasks = CorridorEnv().instances("walk", "train")
+    result = evaluator(DyingCorridor(deaths=2), tmp_path).run(LIBRARY, tasks)
+    clean = evaluator(CorridorEnv()).run(LIBRARY, tasks)
+    assert result.summary.failed == 1 and result.summary.episodes == 3
+    assert result.summary.reward_mean == clean.summary.reward_mean  # over the two played episodes
+    assert result.summary.success_rate == 1.0
+    assert len(paired_differences(result.episodes, clean.episodes)) == 2  # the failed pair is left out
+
+
+def test_an_evaluation_whose_failures_pass_the_share_fails_its_job_with_the_cause(tmp_path, monkeypatch):
+    import masa.stages.evaluate as stage
+    from masa.runtime import Context, TaskSets
+
+    env = DyingCorridor(deaths=100)  # every simulator dies on every attempt
+    tasks = env.instances("walk", "test")
+    sets = TaskSets({"walk": env.instances("walk", "train")}, [], {"walk": tasks})
+    ctx = Context(evaluator(env), env, sets, LIBRARY, 0)
+    monkeypatch.setattr(stage, "open_context", lambda *args, **kwargs: ctx)
+    out = tmp_path / "no_skill.json"
+    settings = {"temperature": 0.0, "seeds": [0], "bootstrap_resamples": 100, "max_failed_share": 0.5}
+    with pytest.raises(stage.EvaluationFailed, match=r"3 of 3 episodes failed.*game process exited"):
+        stage.evaluate_method(
+            "no_skill", {"name": "fake"}, {"name": "corridor"}, {}, settings, None, "", None, str(out)
+        )
+    assert not out.exists()  # no record that would read as a score of 0
+
+
+def test_no_java_fails_before_starting_scienceworld_with_the_install_hint(monkeypatch):
+    """Issue 13 group 6: not FileNotFoundError from py4j plus an AttributeError."""
+    from masa.envs import scienceworld
+
+    monkeypatch.setattr(scienceworld.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"needs Java .*`java` is not on PATH: install it"):
+        scienceworld.require_java()

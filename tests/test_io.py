@@ -25,7 +25,7 @@ from masa.rewriter.data import RewriterExample, read_dataset, write_dataset
 from masa.rollout import Evaluator, RolloutCache
 from masa.skills import Skill, SkillLibrary
 from masa.stages.export import export_trajectories, read_trajectories
-from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 from tests.test_search import INITIAL, CountingTeacher, general, scripted
 
 
@@ -78,8 +78,7 @@ def evaluator(llm, cache_dir):
     return Evaluator(
         Agent(llm, AgentConfig(policy="score")),
         CorridorEnv(),
-        "fake@0",
-        0.25,
+        fake_settings(AgentConfig(policy="score")),
         cache=RolloutCache(cache_dir),
         progress=False,
     )
@@ -199,3 +198,54 @@ def test_write_parquet_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_parquet(path, pa.table({"x": [3]}))
     assert read_parquet(path).column("x").to_pylist() == [1, 2]
+
+
+def test_undecodable_input_names_the_file_the_position_and_the_encoding(tmp_path):
+    """Issue 13 group 6: a Latin-1 file gives the file, byte offset, line and UTF-8, not a bare error."""
+    from masa.io import FileFormatError, read_json, read_yaml
+
+    path = tmp_path / "library.json"
+    path.write_bytes('{\n  "title": "caf\u00e9"\n}\n'.encode("latin-1"))
+    for reader in (read_json, read_yaml):
+        with pytest.raises(
+            FileFormatError, match=r"library.json: not UTF-8 text: byte 0xe9 at offset 17 \(line 2\)"
+        ):
+            reader(path)
+    with pytest.raises(CorruptFileError, match="not UTF-8"):
+        read_checked_json(path)
+
+
+def test_a_damaged_candidate_record_says_how_to_recover(tmp_path):
+    from masa.candidates import load_candidates, save_candidates
+
+    path = tmp_path / "candidates.json"
+    save_candidates(path, [], {"best": "g0"})
+    truncate(path)
+    with pytest.raises(CorruptFileError, match=r"candidates.json: truncated .*delete it and re-run"):
+        load_candidates(path)
+
+
+def test_a_truncated_training_checkpoint_is_ignored_and_training_starts_over(tmp_path):
+    """Issue 13 group 6: like the search checkpoints, not a raw torch error that blocks the job."""
+    import torch
+
+    from masa.rewriter.train import load_checkpoint
+
+    path = tmp_path / "train_checkpoint.pt"
+    torch.save({"fingerprint": "f", "weights": {"w": torch.zeros(256)}}, str(path))
+    assert load_checkpoint(path, "f", print)["fingerprint"] == "f"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    messages = []
+    assert load_checkpoint(path, "f", messages.append) is None
+    assert "is damaged" in messages[0] and "training from step 0" in messages[0]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_files_are_written_with_the_users_umask(tmp_path, umask):
+    """Issue 13 group 7: not 0600 whatever the umask (mkstemp's mode)."""
+    previous = os.umask(umask)
+    try:
+        write_json(tmp_path / "out.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -12,14 +12,14 @@ from masa.rollout import Evaluator
 from masa.runtime import Context, TaskSets, task_sets
 from masa.skills import Skill, SkillLibrary
 from masa.stages import search as stages
-from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 BASE = SkillLibrary(general_skills=[Skill("g1", "Move", "Keep moving.")])
 
 
 def corridor_context(sets: TaskSets, llm: ScriptedLLM) -> Context:
     env = CorridorEnv()
-    return Context(Evaluator(Agent(llm, AgentConfig()), env, "fake:1", 0.25), env, sets, BASE, 0)
+    return Context(Evaluator(Agent(llm, AgentConfig()), env, fake_settings()), env, sets, BASE, 0)
 
 
 def run_profile(tmp_path, monkeypatch, sets, llm):

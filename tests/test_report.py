@@ -209,3 +209,25 @@ def test_records_without_a_label_are_shown_under_their_environment_name():
     assert env_label({"env": "scienceworld"}) == "scienceworld"
     generated = "ALFWorld-style (generated games; not comparable to published ALFWorld numbers)"
     assert env_label({"env": "alfworld-generated", "env_label": generated}) == generated
+
+
+def test_failed_episodes_are_a_column_of_the_method_and_category_tables():
+    """Issue 13 group 3: the report reads ``failed`` instead of showing a failure as a score."""
+    from masa.stages.report import category_table, method_markdown
+
+    record = evaluation("a", "base_skill", {"t1": 0.1, "t2": 0.3})
+    record["summary"]["failed"] = 2
+    record["by_category"]["find"]["failed"] = 2
+    df = method_table([(record, *method_cost(record, []))])
+    assert df.iloc[0]["failed"] == 2
+    assert "| failed |" in method_markdown(df).splitlines()[0]
+    assert "| 2 | 2 |" in method_markdown(df).splitlines()[2]  # episodes, failed
+    assert category_table([record]).iloc[0]["failed"] == 2
+
+
+def test_the_change_vs_base_skill_pairs_only_episodes_both_played():
+    base = evaluation("a", "base_skill", {"t1": 0.1, "t2": 0.3})
+    adapter = evaluation("a", "adapter", {"t1": 0.4, "t2": 0.0})
+    adapter["episodes"][1]["error"] = "EnvironmentFault: game process exited"
+    row = method_table([(base, *method_cost(base, [])), (adapter, *method_cost(adapter, []))]).iloc[1]
+    assert row["pairs"] == 1 and row["diff_vs_base"] == pytest.approx(0.3)

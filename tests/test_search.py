@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from statistics import fmean
 
@@ -204,10 +205,10 @@ def test_hill_climbing_plays_candidate_and_incumbent_on_the_same_instances(tmp_p
     """Through the real Evaluator: every candidate's episodes are the incumbent's instances and seeds."""
     from masa.agent import Agent, AgentConfig
     from masa.rollout import Evaluator
-    from tests.fakes import CorridorEnv, HashLLM
+    from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
     env = CorridorEnv(length=2, max_steps=4, spread=1)
-    evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, "fake:1", 0.25, width=2)
+    evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, fake_settings(), width=2)
     suite = env.instances("walk", "train")
     result = climb_general_skills(
         INITIAL,
@@ -335,13 +336,13 @@ def test_a_repeated_search_is_served_from_the_rollout_cache_and_recorded_as_hits
     from masa.agent import Agent, AgentConfig
     from masa.rollout import Evaluator, RolloutCache
     from masa.stages.search import stage_record
-    from tests.fakes import CorridorEnv, HashLLM
+    from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
     def run():
         env = CorridorEnv(length=2, max_steps=4, spread=1)
         llm = HashLLM(name="fake")
         evaluator = Evaluator(
-            Agent(llm, AgentConfig()), env, "fake:1", 0.25, cache=RolloutCache(tmp_path), width=3
+            Agent(llm, AgentConfig()), env, fake_settings(), cache=RolloutCache(tmp_path), width=3
         )
         suite = env.instances("walk", "train")
         teacher = CountingTeacher()
@@ -371,3 +372,63 @@ def test_a_repeated_search_is_served_from_the_rollout_cache_and_recorded_as_hits
     }
     assert all(e.cached for c in second.candidates for e in c.episodes)
     assert [c.reward for c in second.candidates] == [c.reward for c in first.candidates]
+
+
+class Killed(Exception):
+    pass
+
+
+def killed_after(evaluations: int, evaluate):
+    """``evaluate`` that raises (as a kill would end the job) once it has run ``evaluations`` times."""
+    count = {"n": 0}
+
+    def run(lib, label):
+        if count["n"] == evaluations:
+            raise Killed
+        count["n"] += 1
+        return evaluate(lib, label)
+
+    return run
+
+
+@pytest.mark.parametrize("search", ["hillclimb", "ucb"])
+def test_a_checkpoint_made_with_other_inputs_starts_the_search_over(tmp_path, caplog, search):
+    """Issue 13 group 2: kill a search, change its base library (or a setting), re-run: it starts over."""
+    caplog.set_level(logging.INFO)
+    checkpoint = tmp_path / "checkpoint.json"
+    changed = INITIAL.with_general([Skill("g", "v0", "a changed base principle")])
+    rewards = {"v0": 0.2, "v1": 0.9, "v2": 0.9, "v3": 0.9}
+
+    def run(library, evaluate, inputs=""):
+        if search == "hillclimb":
+            config = HillClimbConfig(iterations=3, patience=3)
+            return climb_general_skills(
+                library, evaluate, CountingTeacher(), {}, config, 0, checkpoint, inputs
+            )
+        return search_task_skills(
+            library, "c", evaluate, CountingTeacher(), {}, UCBConfig(iterations=3), 0, checkpoint, inputs
+        )
+
+    section = general if search == "hillclimb" else task
+    with pytest.raises(Killed):
+        run(INITIAL, killed_after(2, scripted(rewards, section)))  # killed after iteration 1's checkpoint
+    resumed = run(INITIAL, killed_after(2, scripted(rewards, section)))  # same inputs: 2 evaluations left
+    assert "resuming" in caplog.text and len(getattr(resumed, "candidates", None) or resumed.nodes) == 4
+    checkpoint.unlink()  # as the stage does when a search finishes
+    with pytest.raises(Killed):
+        run(INITIAL, killed_after(2, scripted(rewards, section)))
+    caplog.clear()
+    result = run(changed, scripted(rewards, section))
+    assert "made with other inputs or settings, starting the search over" in caplog.text
+    assert "resuming" not in caplog.text
+    root = (getattr(result, "candidates", None) or result.nodes)[0]
+    assert root.library.general_skills[0].principle == "a changed base principle"
+    checkpoint.unlink()
+    with pytest.raises(Killed):
+        run(changed, killed_after(2, scripted(rewards, section)))
+    caplog.clear()
+    with pytest.raises(
+        Killed
+    ):  # a changed setting (the caller's inputs): no resume, the root is played again
+        run(changed, killed_after(0, scripted(rewards, section)), inputs="other model")
+    assert "made with other inputs or settings" in caplog.text

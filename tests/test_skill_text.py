@@ -14,7 +14,7 @@ from masa.envs.base import Observation
 from masa.rollout import Evaluator
 from masa.skills import LibraryFormatError, SkillLibrary
 from masa.teacher import EditTeacher, LLMTeacher
-from tests.fakes import CorridorEnv, ScriptedLLM
+from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 SECTION = "## Retrieved Relevant Experience"
 
@@ -80,7 +80,7 @@ def test_hostile_skill_text_reaches_the_agent_prompt_verbatim_once_inside_the_sk
     before = set(os.listdir(tmp_path)), set(os.listdir("."))
     llm = ScriptedLLM("fake", liked="forward")
     env = CorridorEnv()
-    result = Evaluator(Agent(llm, AgentConfig()), env, "fake@0", 0.25, progress=False).run(
+    result = Evaluator(Agent(llm, AgentConfig()), env, fake_settings(), progress=False).run(
         library, env.instances("walk", "train")[:1]
     )
     assert result.episodes[0].won  # the episode ran normally

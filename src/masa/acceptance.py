@@ -17,13 +17,15 @@ RULES = ("strict", "min_gain", "sign_test", "paired_bootstrap")
 
 
 def paired_differences(candidate: list[EpisodeResult], incumbent: list[EpisodeResult]) -> list[float]:
-    """Per-episode reward differences; raises ValueError unless both played the same instances in order."""
+    """Per-episode reward differences over the pairs both played (a failed episode has no reward to compare);
+    raises ValueError unless both were played on the same instances in order."""
     if [e.task for e in candidate] != [e.task for e in incumbent]:
         raise ValueError(
             "candidate and incumbent were not played on the same task instances: acceptance needs common "
             f"random numbers ({[e.task for e in candidate][:3]} vs {[e.task for e in incumbent][:3]})"
         )
-    return [c.reward - i.reward for c, i in zip(candidate, incumbent, strict=True)]
+    pairs = zip(candidate, incumbent, strict=True)
+    return [c.reward - i.reward for c, i in pairs if not (c.error or i.error)]
 
 
 def sign_test_p(differences: list[float]) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 from masa.agent import EpisodeResult
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
 from masa.rollout import Evaluation, Summary, episode_from_dict, episode_to_dict
+from masa.settings import digest
 from masa.skills import LibraryFormatError, SkillLibrary
 from masa.teacher import TeacherCall, transcript_records
 
@@ -65,34 +66,71 @@ def save_candidates(path: str | Path, candidates: list[Candidate], state: dict[s
 
 
 def load_candidates(path: str | Path) -> tuple[list[Candidate], dict[str, Any]]:
-    data = read_checked_json(path)
+    """A stage record or checkpoint; a damaged one is refused with how to have it rebuilt."""
+    try:
+        data = read_checked_json(path)
+    except CorruptFileError as err:
+        raise CorruptFileError(f"{err}; delete it and re-run so the rule that writes it rebuilds it") from err
     return [Candidate.from_dict(c) for c in data["candidates"]], data["state"]
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a search saves its progress, and the fingerprint of the inputs and settings it searches with."""
+
+    path: Path
+    fingerprint: str
+
+
+def search_fingerprint(*inputs: Any) -> str:
+    """The hash of everything a search's result depends on (libraries, card, suite, settings, seed)."""
+    return digest(inputs)
+
+
+def loop_settings(config: Any) -> dict[str, Any]:
+    """A search config without ``iterations``: that only bounds the loop, and a longer run of the same
+    search goes through the same first iterations, so it may resume a shorter one's checkpoint."""
+    return {k: v for k, v in asdict(config).items() if k != "iterations"}
+
+
 def save_checkpoint(
-    path: Path | None, candidates: list[Candidate], state: dict[str, Any], transcript: list[TeacherCall]
+    checkpoint: Checkpoint | None,
+    candidates: list[Candidate],
+    state: dict[str, Any],
+    transcript: list[TeacherCall],
 ) -> None:
-    """Save a search's progress after an iteration; a search run without a checkpoint path keeps none.
+    """Save a search's progress after an iteration; a search run without a checkpoint keeps none.
 
     The teacher's transcript so far goes with it: a resumed run must still save every prompt and reply of
-    the whole search, not only those made after the kill.
+    the whole search, not only those made after the kill. The inputs' fingerprint goes with it too.
     """
-    if path is not None:
-        save_candidates(path, candidates, {**state, "transcript": transcript_records(transcript)})
+    if checkpoint is not None:
+        record = {**state, "transcript": transcript_records(transcript), "inputs": checkpoint.fingerprint}
+        save_candidates(checkpoint.path, candidates, record)
 
 
-def load_checkpoint(path: Path | None) -> tuple[list[Candidate], dict[str, Any], list[TeacherCall]] | None:
+def load_checkpoint(
+    checkpoint: Checkpoint | None,
+) -> tuple[list[Candidate], dict[str, Any], list[TeacherCall]] | None:
     """The saved candidates, loop state and teacher transcript, or None when there is no usable checkpoint.
 
-    A damaged checkpoint is never used: the search starts over, and the rollout cache serves every episode
-    it had finished, so starting over costs no model call.
+    A damaged checkpoint, or one made with other inputs or settings (a changed base library, card, suite,
+    model or search setting), is never used: the search starts over, and the rollout cache serves every
+    episode it had finished with the same settings, so starting over costs no model call.
     """
-    if path is None or not path.is_file():
+    if checkpoint is None or not checkpoint.path.is_file():
         return None
+    path = checkpoint.path
     try:
         candidates, state = load_candidates(path)
     except (CorruptFileError, LibraryFormatError, KeyError, TypeError) as err:
         log.warning("ignoring damaged checkpoint %s, starting the search over: %s", path, err)
+        return None
+    if state.pop("inputs", None) != checkpoint.fingerprint:
+        log.warning(
+            "ignoring checkpoint %s: it was made with other inputs or settings, starting the search over",
+            path,
+        )
         return None
     transcript = [TeacherCall(**record) for record in state.pop("transcript", [])]
     return candidates, state, transcript

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{path}: {error.message}{hint}"
     if error.validator == "oneOf" and path.endswith("model"):
         return f"{path}: give exactly one of 'packaged', 'path', or 'model' with 'base_url'"
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{path}: {error.message} ({error.schema['description']})"
     if error.validator in ("type", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         return f"{path}: {error.message} (allowed: {_allowed(error.schema)})"
     return f"{path}: {error.message}"
@@ -85,14 +88,71 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     problems = [_describe(e) for e in errors]
     if not problems:
-        problems = cross_field_problems(config)
+        problems = expand_paths(config) + cross_field_problems(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
 
 
-def cross_field_problems(config: dict[str, Any]) -> list[str]:
+# Folders of results/ that are not a backbone's: a backbone of that name would write into them.
+RESERVED_RESULT_FOLDERS = ("report", "rewriter", "trajectories")
+
+
+def model_specs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every model of the config (backbones' and the teacher's) with where it is."""
+    models = [(f"backbones.{n}.model", b["model"]) for n, b in config["backbones"].items()]
+    return models + ([("teacher.model", config["teacher"]["model"])] if "model" in config["teacher"] else [])
+
+
+def path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """Every config value that is a file system path, as (where, the dict holding it, its key)."""
+    slots = [("cache_dir", config, "cache_dir")] if config.get("cache_dir") else []
+    slots += [(f"{where}.path", model, "path") for where, model in model_specs(config) if "path" in model]
+    slots += [(f"skills.base.{env}", config["skills"]["base"], env) for env in config["skills"]["base"]]
+    slots += [
+        (f"environments.{name}.data_dir", env, "data_dir")
+        for name, env in config["environments"].items()
+        if "data_dir" in env
+    ]
+    return slots
+
+
+def expand_paths(config: dict[str, Any]) -> list[str]:
+    """Expand ``~`` and environment variables in every path, in place: a literal ``~`` would become a folder
+    named ``~`` in the working directory. A variable that is not set is a problem, not an empty string."""
     problems = []
+    for where, holder, key in path_slots(config):
+        expanded = os.path.expanduser(os.path.expandvars(holder[key]))
+        if "$" in expanded:
+            problems.append(f"{where}: {holder[key]!r} names an environment variable that is not set")
+        holder[key] = expanded
+    return problems
+
+
+def model_path_problems(config: dict[str, Any]) -> list[str]:
+    """A transformers ``path`` must be a folder now, not when the first job loads it hours later (vllm may
+    take a hub model name)."""
+    problems = []
+    for where, model in model_specs(config):
+        local = model.get("backend", "transformers") == "transformers" and "path" in model
+        if local and not Path(model["path"]).is_dir():
+            problems.append(f"{where}.path: {model['path']!r} is not a folder (a transformers model folder)")
+    return problems
+
+
+def cross_field_problems(config: dict[str, Any]) -> list[str]:
+    problems = model_path_problems(config)
+    profile = config.setdefault("profile_environment", next(iter(config["environments"])))
+    if profile not in config["environments"]:
+        problems.append(
+            f"profile_environment: '{profile}' is not an environment ({', '.join(config['environments'])})"
+        )
+    for name in config["backbones"]:
+        if name in RESERVED_RESULT_FOLDERS:
+            problems.append(
+                f"backbones: '{name}' is the name of a results/ folder that is not a backbone's "
+                f"({', '.join(RESERVED_RESULT_FOLDERS)}); rename the backbone"
+            )
     for env in config["environments"]:
         if env not in config["skills"]["base"]:
             problems.append(f"skills.base: no base library for environment '{env}'; add skills.base.{env}")

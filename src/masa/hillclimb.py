@@ -15,7 +15,14 @@ from typing import Any
 
 from masa.acceptance import RULES, decide
 from masa.budget import Budget, Cost
-from masa.candidates import Candidate, load_checkpoint, save_checkpoint
+from masa.candidates import (
+    Candidate,
+    Checkpoint,
+    load_checkpoint,
+    loop_settings,
+    save_checkpoint,
+    search_fingerprint,
+)
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -73,13 +80,22 @@ def climb_general_skills(
     config: HillClimbConfig,
     seed: int = 0,
     checkpoint: Path | None = None,
+    inputs: str = "",
 ) -> HillClimbResult:
     """Rewrite the general skills until ``patience`` rewrites in a row fail to beat the incumbent.
 
     Every candidate is scored on the same suite as the incumbent (``evaluate`` is fixed), so the comparison
-    uses common random numbers. Task-specific skills keep their initial value.
+    uses common random numbers. Task-specific skills keep their initial value. A checkpoint is resumed only
+    if it was made with the same initial library, card, config, seed and ``inputs`` (the caller's settings).
     """
-    resumed = load_checkpoint(checkpoint)
+    saved = (
+        Checkpoint(
+            checkpoint, search_fingerprint(initial.to_dict(), card, loop_settings(config), seed, inputs)
+        )
+        if checkpoint
+        else None
+    )
+    resumed = load_checkpoint(saved)
     if resumed is not None:
         candidates, state, teacher.transcript = resumed
         log.info("resuming hill climbing from %s at iteration %d", checkpoint, state["iteration"] + 1)
@@ -89,14 +105,14 @@ def climb_general_skills(
             "g0", "", 0, "general", "", initial, root_eval.summary, root_eval.episodes, "initial", True
         )
         candidates, state = [root], {"iteration": 0, "best": "g0", "patience": 0, "stopped_by": "iterations"}
-        save_checkpoint(checkpoint, candidates, state, teacher.transcript)
+        save_checkpoint(saved, candidates, state, teacher.transcript)
     by_id = {c.node_id: c for c in candidates}
     while state["iteration"] < config.iterations and state["patience"] < config.patience:
         spent = config.budget.exhausted(Cost.of([c.summary for c in candidates]))
         if spent:
             log.info("stage1 stops before iteration %d: %s", state["iteration"] + 1, spent)
             state["stopped_by"] = spent
-            save_checkpoint(checkpoint, candidates, state, teacher.transcript)
+            save_checkpoint(saved, candidates, state, teacher.transcript)
             break
         iteration = state["iteration"] + 1
         best = by_id[state["best"]]
@@ -144,5 +160,5 @@ def climb_general_skills(
         state["iteration"] = iteration
         if state["patience"] >= config.patience:
             state["stopped_by"] = "patience"
-        save_checkpoint(checkpoint, candidates, state, teacher.transcript)
+        save_checkpoint(saved, candidates, state, teacher.transcript)
     return HillClimbResult(by_id[state["best"]], candidates, state["stopped_by"])

@@ -32,6 +32,20 @@ class CorruptFileError(ValueError):
     """A file that is truncated or altered; the message names it and how to get it rebuilt."""
 
 
+def current_umask() -> int:
+    """The process's umask: from /proc on Linux, which only reads it; elsewhere by setting it and straight
+    back (``os.umask`` cannot read without writing, and another thread may create a file in between)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file in ``path``'s folder: on a clean exit it is fsynced and renamed over
@@ -40,6 +54,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600; a plain open() honours the umask
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -64,8 +79,22 @@ def write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def read_text(path: str | Path) -> str:
+    """A file's UTF-8 text; undecodable bytes raise FileFormatError naming the file, the byte offset and the
+    encoding expected, instead of a bare UnicodeDecodeError."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise FileFormatError(
+            f"{path}: not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} (line {line}) "
+            f"({err.reason}); save the file as UTF-8"
+        ) from err
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return json.loads(read_text(path))
 
 
 def write_yaml(path: str | Path, data: Any) -> None:
@@ -73,7 +102,7 @@ def write_yaml(path: str | Path, data: Any) -> None:
 
 
 def read_yaml(path: str | Path) -> Any:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return yaml.safe_load(read_text(path))
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -119,7 +148,7 @@ def read_checked_json(path: str | Path) -> dict[str, Any]:
     """
     try:
         data = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, FileFormatError) as err:
         raise CorruptFileError(f"{path}: truncated or damaged JSON ({err})") from err
     if not isinstance(data, dict):
         raise CorruptFileError(f"{path}: expected a JSON object, got {type(data).__name__}")

@@ -6,8 +6,6 @@ once (the rollout cache) and candidates are always compared on the same instance
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,6 +16,7 @@ from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.envs.base import Environment, TaskInstance
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
 from masa.retrieval import TopK, retrieve
+from masa.settings import EpisodeSettings
 from masa.skills import SkillLibrary
 from masa.stats import bootstrap_interval
 
@@ -56,17 +55,20 @@ class Evaluation:
 
 
 def summarise(episodes: list[EpisodeResult], resamples: int = 1000, seed: int = 0) -> Summary:
-    rewards = [e.reward for e in episodes]
+    """Scores over the played episodes only: a failed episode (the simulator died twice) is counted in
+    ``failed``, never as a reward of 0, so a failure cannot read as a score."""
+    played = [e for e in episodes if not e.error]
+    rewards = [e.reward for e in played]
     low, high = bootstrap_interval(rewards, resamples, seed)
-    steps = sum(e.steps for e in episodes)
+    steps = sum(e.steps for e in played)
     fresh = [e for e in episodes if not e.cached]
     return Summary(
         reward_mean=fmean(rewards) if rewards else 0.0,
         reward_low=low,
         reward_high=high,
-        success_rate=fmean(e.won for e in episodes) if episodes else 0.0,
-        score_mean=fmean(e.score for e in episodes) if episodes else 0.0,
-        noop_rate=(sum(e.no_op_steps for e in episodes) / steps) if steps else 0.0,
+        success_rate=fmean(e.won for e in played) if played else 0.0,
+        score_mean=fmean(e.score for e in played) if played else 0.0,
+        noop_rate=(sum(e.no_op_steps for e in played) / steps) if steps else 0.0,
         episodes=len(episodes),
         steps=sum(e.steps for e in fresh),
         llm_calls=sum(e.llm_calls for e in fresh),
@@ -92,8 +94,9 @@ def episode_from_dict(data: dict) -> EpisodeResult:
 class RolloutCache:
     """Episodes on disk, one JSON file per key; a repeated key costs no LLM call.
 
-    The key covers everything that determines an episode: the backbone and its weights, the environment
-    and instance, the exact skill text, the agent's decoding settings, the reward weight and the seed.
+    The key is ``EpisodeSettings.episode_key``: every setting of the model (its weights' location and hash),
+    agent and environment (its simulator's version), the reward weight, the instance, the exact skill text
+    and the seed.
     """
 
     root: Path | None
@@ -125,12 +128,11 @@ class RolloutCache:
 
 @dataclass
 class Evaluator:
-    """Plays libraries for one backbone on one environment."""
+    """Plays libraries for one backbone on one environment, under ``settings`` (which key its episodes)."""
 
     agent: Agent
     env: Environment
-    backbone_key: str  # backbone name plus a fingerprint of its weights
-    noop_penalty: float
+    settings: EpisodeSettings
     retrieval: str = "category"  # "category": general + own category's task skills + mistakes; "all":
     # everything; "topk": the top ``topk`` of each section by BM25 to the category (masa.retrieval)
     topk: TopK | None = None
@@ -139,6 +141,14 @@ class Evaluator:
     progress: bool = True
     width: int = 1  # episodes played side by side by the batched engine (environments in the pool)
     _pool: list[Environment] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.agent.config != self.settings.agent:  # the agent that plays must be the one that is keyed
+            raise ValueError(f"agent {self.agent.config} does not match its settings {self.settings.agent}")
+
+    @property
+    def noop_penalty(self) -> float:
+        return self.settings.noop_penalty
 
     def pool(self) -> list[Environment]:
         """The engine's environments, started once and reused by every evaluation of the job."""
@@ -160,20 +170,7 @@ class Evaluator:
         return library.render(None if self.retrieval == "all" else category)
 
     def episode_key(self, task: TaskInstance, skills_text: str, seed: int) -> str:
-        material = json.dumps(
-            [
-                self.backbone_key,
-                self.env.name,
-                self.env.max_steps,
-                task.key,
-                skills_text,
-                asdict(self.agent.config),
-                self.noop_penalty,
-                seed,
-            ],
-            sort_keys=True,
-        )
-        return hashlib.sha256(material.encode()).hexdigest()
+        return self.settings.episode_key(task, skills_text, seed)
 
     def run(
         self,

@@ -5,7 +5,6 @@ Stages receive plain dictionaries (Snakemake ``params``) and call these; nothing
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -20,6 +19,7 @@ from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
 from masa.retrieval import TopK
 from masa.rollout import Evaluator, RolloutCache
+from masa.settings import EpisodeSettings
 from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text, check_library
 from masa.teacher import EditTeacher, LLMTeacher, Teacher
 
@@ -94,20 +94,6 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
             name=name, path=str(model_dir or spec["path"]), threads=threads, context=spec.get("context", 4096)
         )
     raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm, llamacpp)")
-
-
-def model_fingerprint(model_dir: str | None, spec: dict[str, Any]) -> str:
-    """What identifies the weights in cache keys: the safetensors headers' hash, or the served model's name."""
-    if model_dir and Path(model_dir).is_dir():
-        digest = hashlib.sha256()
-        weights = [*Path(model_dir).glob("*.safetensors"), *Path(model_dir).glob("*.gguf")]
-        for shard in sorted(weights):
-            digest.update(shard.name.encode())
-            digest.update(str(shard.stat().st_size).encode())
-            with shard.open("rb") as handle:
-                digest.update(handle.read(1 << 20))
-        return digest.hexdigest()[:16]
-    return f"{spec.get('backend')}:{spec.get('base_url', '')}:{spec.get('model', '')}"
 
 
 def make_environment(name: str, params: dict[str, Any]) -> Environment:
@@ -192,28 +178,38 @@ def task_sets(env: Environment, params: dict[str, Any], seed: int) -> TaskSets:
     return sets
 
 
+def episode_settings(
+    spec: dict[str, Any],
+    model_dir: str | None,
+    env: dict[str, Any],
+    noop_penalty: float,
+    temperature: float | None = None,
+) -> EpisodeSettings:
+    """The settings a backbone's episodes on ``env`` are played and keyed with (``temperature`` overrides the
+    agent's, as an evaluation's does)."""
+    agent_spec = dict(spec.get("agent", {}))
+    if temperature is not None:
+        agent_spec["temperature"] = temperature
+    return EpisodeSettings.of(spec["model"], model_dir, AgentConfig(**agent_spec), env, noop_penalty)
+
+
 def make_evaluator(
     backbone: str,
     spec: dict[str, Any],
     model_dir: str | None,
     env: Environment,
-    noop_penalty: float,
+    settings: EpisodeSettings,
     retrieval: str,
     cache_dir: str | None,
     threads: int | None = None,
-    temperature: float | None = None,
     width: int = 1,
     topk: dict[str, int] | None = None,
 ) -> Evaluator:
-    agent_spec = dict(spec.get("agent", {}))
-    if temperature is not None:
-        agent_spec["temperature"] = temperature
+    """The model and agent built from ``settings``, so that what plays is what keys the cache."""
     llm = load_llm(spec["model"], model_dir, backbone, threads)
-    agent = Agent(llm, AgentConfig(**agent_spec))
-    key = f"{backbone}:{model_fingerprint(model_dir, spec['model'])}"
     cache = RolloutCache(Path(cache_dir) / backbone if cache_dir else None)
     top = TopK(**topk) if topk else None
-    return Evaluator(agent, env, key, noop_penalty, retrieval, top, cache, width=width)
+    return Evaluator(Agent(llm, settings.agent), env, settings, retrieval, top, cache, width=width)
 
 
 @dataclass
@@ -249,17 +245,17 @@ def open_context(
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
     retrieval, cache_dir, engine} — the config slices a rule passes as params."""
+    settings = episode_settings(backbone["spec"], model_dir, env, run["noop_penalty"], temperature)
     environment = make_environment(env["name"], env)
     evaluator = make_evaluator(
         backbone["name"],
         backbone["spec"],
         model_dir,
         environment,
-        run["noop_penalty"],
+        settings,
         run["retrieval"],
         run.get("cache_dir"),
         threads,
-        temperature,
         run.get("engine", {}).get("episodes_in_flight", 1),
         run.get("topk"),
     )

@@ -99,9 +99,12 @@ def detectable_change(diffs: list[float], control: list[float]) -> float:
 
 
 def episode_rewards(record: dict[str, Any], metric: str = "reward") -> dict[PairKey, float]:
-    """(task, seed) -> ``metric`` of one evaluation record (``results/.../eval/*.json``)."""
+    """(task, seed) -> ``metric`` of one evaluation record (``results/.../eval/*.json``); a failed episode
+    has no ``metric`` to pair, so it is left out and the pairs are those both records played."""
     out: dict[PairKey, float] = {}
     for episode in record["episodes"]:
+        if episode.get("error"):
+            continue
         key = (episode["task"], int(episode.get("seed", 0)))
         if key in out:
             raise ValueError(f"evaluation of {record.get('method')}: episode {key} appears twice")

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from masa.budget import Budget, Cost
-from masa.candidates import Candidate, load_checkpoint, save_checkpoint
+from masa.candidates import (
+    Candidate,
+    Checkpoint,
+    load_checkpoint,
+    loop_settings,
+    save_checkpoint,
+    search_fingerprint,
+)
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -81,9 +88,19 @@ def search_task_skills(
     config: UCBConfig,
     seed: int = 0,
     checkpoint: Path | None = None,
+    inputs: str = "",
 ) -> TreeResult:
-    """Search ``category``'s task skills with the rest of ``library`` (general skills) frozen."""
-    resumed = load_checkpoint(checkpoint)
+    """Search ``category``'s task skills with the rest of ``library`` (general skills) frozen; a checkpoint
+    is resumed only if made with the same library, category, card, config, seed and ``inputs``."""
+    saved = (
+        Checkpoint(
+            checkpoint,
+            search_fingerprint(library.to_dict(), category, card, loop_settings(config), seed, inputs),
+        )
+        if checkpoint
+        else None
+    )
+    resumed = load_checkpoint(saved)
     if resumed is not None:
         nodes_list, state, teacher.transcript = resumed
         log.info(
@@ -105,14 +122,14 @@ def search_task_skills(
             value_sum=root_eval.summary.reward_mean,
         )
         nodes_list, state = [root], {"iteration": 0}
-        save_checkpoint(checkpoint, nodes_list, state, teacher.transcript)
+        save_checkpoint(saved, nodes_list, state, teacher.transcript)
     nodes = {n.node_id: n for n in nodes_list}
     while state["iteration"] < config.iterations:
         spent = config.budget.exhausted(Cost.of([n.summary for n in nodes.values()]))
         if spent:
             log.info("stage2 %s stops before iteration %d: %s", category, state["iteration"] + 1, spent)
             state["stopped_by"] = spent
-            save_checkpoint(checkpoint, list(nodes.values()), state, teacher.transcript)
+            save_checkpoint(saved, list(nodes.values()), state, teacher.transcript)
             break
         iteration = state["iteration"] + 1
         parent = select(nodes, "t0", config)
@@ -159,7 +176,7 @@ def search_task_skills(
             rewrite.source,
         )
         state["iteration"] = iteration
-        save_checkpoint(checkpoint, list(nodes.values()), state, teacher.transcript)
+        save_checkpoint(saved, list(nodes.values()), state, teacher.transcript)
     ordered = list(nodes.values())
     best = best_node(ordered)
     best.accepted = True

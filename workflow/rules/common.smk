@@ -9,7 +9,8 @@ validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
 BACKBONES = list(config["backbones"])
 ENVS = list(config["environments"])
-PROFILE_ENV = ENVS[0]
+# validate_config fills in the first environment when profile_environment is absent
+PROFILE_ENV = config["profile_environment"]
 HELDOUT = config["rewriter"]["heldout_categories"]
 METHODS = config["evaluation"]["methods"]
 RUN = {

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import zlib
 from collections import OrderedDict
@@ -537,6 +538,7 @@ class ScienceWorld(Environment):
         JAVA_TOOL_OPTIONS caps its heap (the JVM default is a quarter of the machine's RAM). The variable is
         the process's, shared by the engine's threads, hence the lock."""
         if self._env is None:
+            require_java()
             from scienceworld import ScienceWorldEnv
 
             with JVM_START:
@@ -696,6 +698,16 @@ class ScienceWorld(Environment):
         if len(episode.valid_cache) > VALID_CACHE:
             episode.valid_cache.popitem(last=False)
         return entry
+
+
+def require_java() -> None:
+    """Fail before py4j tries to start a JVM that is not there (it raises FileNotFoundError, then an
+    AttributeError while cleaning up), with how to install one."""
+    if shutil.which("java") is None:
+        raise RuntimeError(
+            "ScienceWorld needs Java (8 or newer) and `java` is not on PATH: install it, e.g. "
+            "`sudo apt-get install default-jre-headless` or `conda install -c conda-forge openjdk`, then re-run"
+        )
 
 
 def held_objects(actions: list[ValidAction], in_view: set[int], inventory: str) -> set[int]:

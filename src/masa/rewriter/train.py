@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -362,8 +363,12 @@ def load_checkpoint(path: str | Path, fingerprint: str, log: Callable[[str], Non
 
     if not Path(path).is_file():
         return None
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fingerprint:
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:  # truncated or altered
+        log(f"checkpoint {path} is damaged ({err}): ignored, training from step 0")
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         log(f"checkpoint {path} is from another config or data set: ignored, training from step 0")
         return None
     return state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from masa.agent import EpisodeResult
 from masa.io import write_json
 from masa.rollout import episode_to_dict, summarise
 from masa.runtime import open_context
@@ -39,6 +40,7 @@ def evaluate_method(
         result = ctx.evaluator.run(skills, tasks, seeds, label=f"{backbone['name']} {method}")
     finally:
         ctx.close()
+    check_failures(result.episodes, evaluation["max_failed_share"], f"{backbone['name']} {method}")
     played = [(seed, task) for seed in seeds for task in tasks]  # Evaluator.run's order: seeds, then tasks
     resamples = evaluation["bootstrap_resamples"]
     by_category: dict[str, list] = {}
@@ -61,3 +63,20 @@ def evaluate_method(
     }
     write_json(out_path, record)
     return record
+
+
+class EvaluationFailed(RuntimeError):
+    """Too many episodes of an evaluation could not be played for its scores to mean anything."""
+
+
+def check_failures(episodes: list[EpisodeResult], max_share: float, label: str) -> None:
+    """Fail the job, with the causes, when the failed episodes pass ``evaluation.max_failed_share``: a
+    record that averaged over a few surviving episodes would read as the method's score."""
+    failed = [e for e in episodes if e.error]
+    if episodes and len(failed) / len(episodes) > max_share:
+        causes = sorted({e.error for e in failed})
+        raise EvaluationFailed(
+            f"{label}: {len(failed)} of {len(episodes)} episodes failed (more than evaluation.max_failed_share "
+            f"= {max_share}); causes: {'; '.join(causes[:3])}. Fix the environment and re-run: the played "
+            "episodes are in the rollout cache"
+        )

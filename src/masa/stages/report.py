@@ -86,6 +86,7 @@ def method_table(entries: list[tuple[dict[str, Any], Cost, Cost]], resamples: in
             "progress": s["score_mean"],
             "noop_rate": s["noop_rate"],
             "episodes": s["episodes"],
+            "failed": s.get("failed", 0),
             "seeds": len(r.get("seeds", [0])),
         }
         total = eval_cost + prep_cost
@@ -114,9 +115,9 @@ def _detectable(value: float) -> str:
 def method_markdown(df: pd.DataFrame) -> str:
     lines = [
         "| method | reward [95% CI] | change vs Base Skill [95% CI, paired] | detectable change | "
-        "success [95% CI] | progress | no-op rate | episodes | played | env steps | LLM calls | "
+        "success [95% CI] | progress | no-op rate | episodes | failed | played | env steps | LLM calls | "
         "tokens in / out | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in df.iterrows():
         lines.append(
@@ -124,7 +125,7 @@ def method_markdown(df: pd.DataFrame) -> str:
             f"{_interval(r['diff_vs_base'], r['diff_low'], r['diff_high'], sign='+')} | "
             f"{_detectable(r['detectable'])} | "
             f"{_interval(r['success_rate'], r['success_low'], r['success_high'], '.0%')} | "
-            f"{r['progress']:.2f} | {r['noop_rate']:.2f} | {r['episodes']} | {r['total_episodes']} | "
+            f"{r['progress']:.2f} | {r['noop_rate']:.2f} | {r['episodes']} | {r['failed']} | {r['total_episodes']} | "
             f"{r['total_env_steps']} | {r['total_llm_calls']} | "
             f"{r['total_prompt_tokens']} / {r['total_completion_tokens']} | {r['total_seconds']:.0f} |"
         )
@@ -145,6 +146,7 @@ def category_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             "reward_low": s["reward_low"],
             "reward_high": s["reward_high"],
             "episodes": s["episodes"],
+            "failed": s.get("failed", 0),
         }
         for r in records
         for category, s in r.get("by_category", {}).items()

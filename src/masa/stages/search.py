@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from masa.budget import Cost
-from masa.candidates import Candidate, save_candidates
+from masa.candidates import Candidate, save_candidates, search_fingerprint
 from masa.card import build_card, load_card
+from masa.envs.base import TaskInstance
 from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.io import atomic_write_text, write_json, write_yaml
 from masa.replies import log_rejections, teacher_record
 from masa.rollout import episode_to_dict
-from masa.runtime import make_teacher, open_context
+from masa.runtime import Context, make_teacher, open_context
 from masa.skills import SkillLibrary
 from masa.teacher import LLMTeacher, Teacher, transcript_records
 from masa.ucb import UCBConfig, search_task_skills
@@ -118,6 +119,14 @@ def finish_search(
     Path(checkpoint_path).unlink(missing_ok=True)
 
 
+def search_inputs(ctx: Context, suite: list[TaskInstance], teacher_spec: dict[str, Any]) -> str:
+    """What a search's checkpoint must have been made with besides the loop's own inputs: the episode
+    settings, the suite, the skill retrieval and the teacher."""
+    return search_fingerprint(
+        ctx.evaluator.settings.fingerprint, [t.key for t in suite], ctx.evaluator.retrieval, teacher_spec
+    )
+
+
 def searched_categories(ctx_categories: list[str], heldout: list[str]) -> list[str]:
     return [c for c in ctx_categories if c not in set(heldout)]
 
@@ -153,6 +162,7 @@ def climb(
             HillClimbConfig(**search),
             ctx.seed,
             Path(checkpoint_path),
+            search_inputs(ctx, suite, teacher_spec),
         )
     finally:
         ctx.close()
@@ -208,6 +218,7 @@ def search_category(
             UCBConfig(**search),
             ctx.seed,
             Path(checkpoint_path),
+            search_inputs(ctx, suite, teacher_spec),
         )
     finally:
         ctx.close()
