@@ -1,8 +1,10 @@
 """``skills.retrieval: topk``: the release's top-k view of a library, ranked offline by BM25."""
 
+from masa.agent import Agent, AgentConfig
 from masa.retrieval import TopK, bm25_scores, retrieve
 from masa.rollout import Evaluator
 from masa.skills import Mistake, Skill, SkillLibrary
+from tests.fakes import ScriptedLLM, fake_settings
 
 
 def library() -> SkillLibrary:
@@ -37,11 +39,12 @@ def test_topk_keeps_the_release_counts_ranked_by_similarity_to_the_category():
 
 
 def test_the_evaluator_prompts_and_keys_the_cache_on_the_retrieved_view():
-    evaluator = Evaluator(None, None, "fake:1", 0.25, retrieval="topk", topk=TopK(1, 1, 1))  # type: ignore[arg-type]
+    agent = Agent(ScriptedLLM(name="fake"), AgentConfig())
+    evaluator = Evaluator(agent, None, fake_settings(), retrieval="topk", topk=TopK(1, 1, 1))  # type: ignore[arg-type]
     text = evaluator.skills_text(library(), "heat")
     assert text.count("- ") == 3 and "Heat with the microwave" in text and "RIGHT: heat mug 1" in text
     assert text == retrieve(library(), "heat", TopK(1, 1, 1)).render("heat")
-    assert text != Evaluator(None, None, "fake:1", 0.25).skills_text(library(), "heat")  # type: ignore[arg-type]
+    assert text != Evaluator(agent, None, fake_settings()).skills_text(library(), "heat")  # type: ignore[arg-type]
 
 
 def test_topk_is_a_valid_retrieval_in_the_config_schema():
