@@ -255,3 +255,13 @@ def test_the_rewrite_prompt_shows_rejected_proposals_and_the_failures_trajectory
     tried = [Skill("x", "Wander", "Walk in circles until something happens.")]
     teacher.rewrite(SKILLS, "general", analysis, {}, [(SKILLS, 0.3)], seed=0, rejected=[(tried, 0.1)])
     assert "Rejected (scored 0.100" in llm.prompts[-1] and "Walk in circles" in llm.prompts[-1]
+
+
+def test_the_weaknesses_prompt_hides_the_cards_own_lists_and_drops_the_nothing_seen_line():
+    reply = json.dumps({"weaknesses": ["Picks up objects without ever focusing on one"]})
+    llm = SchemaLLM(name="t", replies=[reply])
+    card = {"family": "X", "strengths": ["very fast on a CPU"], "weaknesses": []}
+    won = EpisodeResult("sw/find/train/2", "find", True, 1.0, 2, 0, 1.0, 2, 20, 2, 0.1, [])
+    found = LLMTeacher(llm, EditTeacher(POOL)).weaknesses(card, [won])
+    assert found == ["Picks up objects without ever focusing on one"]  # no "no systematic weakness" line
+    assert "family: X" in llm.prompts[0] and "very fast" not in llm.prompts[0]

@@ -26,6 +26,7 @@ T = TypeVar("T")
 EDIT_OPERATORS = ("delete", "swap", "add", "shorten", "expand")
 
 
+NO_WEAKNESS_SEEN = "no systematic weakness seen in the preliminary rollouts"
 FALLBACK_ATTEMPT = 0  # the attempt number of a transcript entry that records a fallback, not a model call
 
 
@@ -138,7 +139,7 @@ class EditTeacher(Teacher):
         invalid = sum(not s.valid for e in episodes for s in e.trajectory)
         if invalid:
             found.append(f"produces inadmissible or unparsable actions ({invalid} steps)")
-        return found or ["no systematic weakness seen in the preliminary rollouts"]
+        return found or [NO_WEAKNESS_SEEN]
 
     def attribute(self, failures: list[EpisodeResult], scope: str) -> str:
         analysis = "; ".join(describe_failure(e) for e in failures[:4]) or "no failures"
@@ -266,7 +267,9 @@ class LLMTeacher(Teacher):
 
     def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
         digest = "\n".join(f"- {describe_failure(e)}" for e in episodes[:6]) or "- no episodes"
-        prompt = WEAKNESS_PROMPT.format(card=card_text(card), episodes=digest)
+        # Without its own strengths and weaknesses: a small teacher shown them copies them as its answer.
+        facts = {k: v for k, v in card.items() if k not in ("strengths", "weaknesses")}
+        prompt = WEAKNESS_PROMPT.format(card=card_text(facts), episodes=digest)
         found = self._ask(
             "weaknesses", prompt, parse_string_list, WEAKNESSES_SCHEMA, '["', 0, self.analysis_tokens
         )
@@ -274,8 +277,9 @@ class LLMTeacher(Teacher):
         if found is None:
             self._fell_back("weaknesses", json.dumps(measured))
             return measured
-        # The measured digest is always kept: a tiny teacher's summary may be vague, the numbers are not.
-        return found[:4] + [m for m in measured if m not in found]
+        # The measured digest is kept beside the teacher's summary (which may be vague; the numbers are not),
+        # except its "nothing measured" line, which the teacher's findings replace.
+        return found[:4] + [m for m in measured if m not in found and m != NO_WEAKNESS_SEEN]
 
     def attribute(self, failures: list[EpisodeResult], scope: str) -> str:
         digest = "\n".join(f"- {describe_failure(e)}" for e in failures[:4]) or "- no failures"
@@ -419,8 +423,9 @@ Model card:
 Episodes:
 {episodes}
 
-List at most three weaknesses of this model as an agent, as a JSON list of strings.
-Output only the JSON list."""
+From these episodes only, name at most three things this agent does wrong (for example: repeats actions,
+acts on the wrong objects, never completes the goal, wastes steps). One short sentence each, as a JSON list
+of strings. Output only the JSON list."""
 
 GENERAL_FOCUS = "Name general behavioural deficiencies (how the agent acts), not the procedure of any task."
 TASK_FOCUS = "Name what the agent does wrong on {scope} tasks specifically."
