@@ -249,3 +249,24 @@ def test_files_are_written_with_the_users_umask(tmp_path, umask):
     finally:
         os.umask(previous)
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_an_undecodable_library_card_or_skill_file_names_the_file_and_the_byte(tmp_path):
+    from masa.agentskills import read_folder
+    from masa.card import load_card
+    from masa.io import FileFormatError
+    from masa.skills import SkillLibrary
+
+    bad = b'{"general_skills": [{"title": "caf\xe9"}]}'
+    for name, load in (
+        ("lib.json", SkillLibrary.load),
+        ("card.yaml", load_card),
+        ("skills/explore/SKILL.md", lambda p: read_folder(p.parent.parent)),
+    ):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bad)
+        with pytest.raises(
+            FileFormatError, match=r"not UTF-8 text: byte 0xe9 at offset \d+ .*save the file as UTF-8"
+        ):
+            load(path)

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from masa.io import atomic_write_text, load_yaml
+from masa.io import atomic_write_text, load_yaml, read_text
 from masa.skills import LibraryFormatError, Mistake, Skill, SkillLibrary
 
 SKILL_FILE = "SKILL.md"
@@ -169,7 +169,7 @@ def _ours(path: Path) -> bool:
     if path.name != SKILL_FILE or path.parent.parent == path:
         return False
     try:
-        front, _ = parse_skill_markdown(path.read_text(encoding="utf-8"), str(path))
+        front, _ = parse_skill_markdown(read_text(path), str(path))
     except (LibraryFormatError, UnicodeDecodeError):
         return False
     return isinstance(front.get("metadata"), dict) and "masa-group" in front["metadata"]
@@ -264,7 +264,7 @@ def read_folder(folder: str | Path, include_files: bool = False) -> SkillLibrary
     foreign: list[dict[str, Any]] = []
     for path in skill_files(folder):
         source = str(path)
-        front, body = parse_skill_markdown(path.read_text(encoding="utf-8"), source)
+        front, body = parse_skill_markdown(read_text(path), source)
         meta = front.get("metadata") or {}
         group = meta.get("masa-group")
         if group is None:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from masa.io import FileFormatError, load_yaml
+from masa.io import FileFormatError, load_yaml, read_text
 
 CARD_FIELDS = (
     "family",
@@ -68,7 +68,7 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMBT])\s*", re.IGNORECASE)
 def load_card(path: str | Path) -> dict[str, Any]:
     """A card written by ``build_card``, by hand or in the MASA release's form, checked before any prompt
     sees it. The one validator of the pipeline and ``masa align``."""
-    card = load_yaml(Path(path).read_text(encoding="utf-8"), str(path), CardFormatError)
+    card = load_yaml(read_text(path), str(path), CardFormatError)
     return check_card(card, str(path))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from masa.io import FileFormatError, atomic_write_text
+from masa.io import FileFormatError, atomic_write_text, read_text
 
 SKILL_FIELDS = ("skill_id", "title", "principle", "when_to_apply")
 MISTAKE_FIELDS = ("mistake_id", "description", "why_it_happens", "how_to_avoid", "correction")
@@ -180,7 +180,7 @@ class SkillLibrary:
             from masa.agentskills import read_folder  # imports this module
 
             return read_folder(path, include_files)
-        return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
+        return cls.from_json(read_text(path), source=str(path))
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(Path(path), self.to_json())
