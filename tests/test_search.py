@@ -432,3 +432,20 @@ def test_a_checkpoint_made_with_other_inputs_starts_the_search_over(tmp_path, ca
     ):  # a changed setting (the caller's inputs): no resume, the root is played again
         run(changed, killed_after(0, scripted(rewards, section)), inputs="other model")
     assert "made with other inputs or settings" in caplog.text
+
+
+def test_a_ucb_node_whose_every_episode_failed_backs_up_nothing_and_is_never_the_best():
+    good = scripted({"v0": -0.2, "v2": 0.1}, task)
+
+    def evaluate(library: SkillLibrary, label: str) -> Evaluation:
+        if task(library)[-1].title != "v1":
+            return good(library, label)
+        dead = EpisodeResult("t", "c", False, 0.0, 0, 0, 0.0, 0, 0, 0, 0.0, error="simulator died twice")
+        return Evaluation(summarise([dead]), [dead])
+
+    config = UCBConfig(iterations=2, exploration=1.4, max_children=2)
+    result = search_task_skills(INITIAL, "c", evaluate, CountingTeacher(), {}, config)
+    nodes = {n.node_id: n for n in result.nodes}
+    assert not nodes["t1"].played and nodes["t1"].visits == 0  # its 0.0 would beat the root's -0.2
+    assert nodes["t0"].visits == 2 and math.isclose(nodes["t0"].value_sum, -0.1)  # root and t2 only
+    assert result.best.node_id == "t2"

@@ -42,6 +42,11 @@ class Candidate:
         return self.summary.reward_mean
 
     @property
+    def played(self) -> bool:
+        """Whether any of its episodes was played: a candidate whose every episode failed has no reward."""
+        return self.summary.episodes > self.summary.failed
+
+    @property
     def evaluation(self) -> Evaluation:
         return Evaluation(self.summary, self.episodes)
 

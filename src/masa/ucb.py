@@ -75,8 +75,10 @@ def backpropagate(nodes: dict[str, Candidate], leaf: Candidate, reward: float) -
 
 
 def best_node(nodes: list[Candidate]) -> Candidate:
-    """The best node by its own evaluated mean; ties go to the shallower, then the earlier node."""
-    return max(nodes, key=lambda n: (n.reward, -n.depth, -n.iteration))
+    """The best node by its own evaluated mean; ties go to the shallower, then the earlier node. A node whose
+    every episode failed has no mean and is never the best (the root is, when nothing else was played)."""
+    played = [n for n in nodes if n.played or not n.parent_id]
+    return max(played, key=lambda n: (n.reward, -n.depth, -n.iteration))
 
 
 def search_task_skills(
@@ -165,7 +167,12 @@ def search_task_skills(
         )
         nodes[child.node_id] = child
         parent.children.append(child.node_id)
-        backpropagate(nodes, child, child.reward)
+        if child.played:
+            backpropagate(nodes, child, child.reward)
+        else:  # a failure is no reward: it must not pull its ancestors' means towards 0
+            log.warning(
+                "stage2 %s: every episode of %s failed; its reward is not backed up", category, child.node_id
+            )
         log.info(
             "stage2 %s iteration %d: expanded %s -> %s, R=%.4f (%s)",
             category,
