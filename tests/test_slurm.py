@@ -22,7 +22,9 @@ from tests.conftest import REPO, SNAKEMAKE, tiny_workdir
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
 SLURM_RULES = {  # every rule of the tiny DAG but the local ones (merging, exports, plots, the report)
+    # and prepare_model, whose folder the tests link in (the teacher's GGUF is assembled on the cluster)
     "build_alfworld_games",
+    "assemble_gguf",
     "build_model_profile",
     "adapt_library",
     "climb_general_skills",
