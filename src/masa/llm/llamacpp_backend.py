@@ -71,7 +71,6 @@ class LlamaCppLLM(LLM):
         extra: dict[str, Any] = {}
         if schema is not None:
             extra["response_format"] = {"type": "json_object", "schema": schema}
-        self._model.set_seed(seed)
         reply = self._model.create_chat_completion(
             [{"role": m.role, "content": m.content} for m in conversation],
             max_tokens=max_new_tokens,
