@@ -98,6 +98,14 @@ def loop_settings(config: Any) -> dict[str, Any]:
     return {k: v for k, v in asdict(config).items() if k != "iterations"}
 
 
+def search_checkpoint(path: Path | None, config: Any, seed: int, *inputs: Any) -> Checkpoint | None:
+    """The checkpoint of a search at ``path`` (None: keep none), fingerprinted by its ``inputs``, its loop
+    settings and its seed: the one way both searches name what a resumable checkpoint must match."""
+    if path is None:
+        return None
+    return Checkpoint(path, search_fingerprint(*inputs, loop_settings(config), seed))
+
+
 def save_checkpoint(
     checkpoint: Checkpoint | None,
     candidates: list[Candidate],

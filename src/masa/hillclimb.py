@@ -15,14 +15,7 @@ from typing import Any
 
 from masa.acceptance import RULES, decide
 from masa.budget import Budget, Cost
-from masa.candidates import (
-    Candidate,
-    Checkpoint,
-    load_checkpoint,
-    loop_settings,
-    save_checkpoint,
-    search_fingerprint,
-)
+from masa.candidates import Candidate, load_checkpoint, save_checkpoint, search_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -88,13 +81,7 @@ def climb_general_skills(
     uses common random numbers. Task-specific skills keep their initial value. A checkpoint is resumed only
     if it was made with the same initial library, card, config, seed and ``inputs`` (the caller's settings).
     """
-    saved = (
-        Checkpoint(
-            checkpoint, search_fingerprint(initial.to_dict(), card, loop_settings(config), seed, inputs)
-        )
-        if checkpoint
-        else None
-    )
+    saved = search_checkpoint(checkpoint, config, seed, initial.to_dict(), card, inputs)
     resumed = load_checkpoint(saved)
     if resumed is not None:
         candidates, state, teacher.transcript = resumed

@@ -16,14 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from masa.budget import Budget, Cost
-from masa.candidates import (
-    Candidate,
-    Checkpoint,
-    load_checkpoint,
-    loop_settings,
-    save_checkpoint,
-    search_fingerprint,
-)
+from masa.candidates import Candidate, load_checkpoint, save_checkpoint, search_checkpoint
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
@@ -94,14 +87,7 @@ def search_task_skills(
 ) -> TreeResult:
     """Search ``category``'s task skills with the rest of ``library`` (general skills) frozen; a checkpoint
     is resumed only if made with the same library, category, card, config, seed and ``inputs``."""
-    saved = (
-        Checkpoint(
-            checkpoint,
-            search_fingerprint(library.to_dict(), category, card, loop_settings(config), seed, inputs),
-        )
-        if checkpoint
-        else None
-    )
+    saved = search_checkpoint(checkpoint, config, seed, library.to_dict(), category, card, inputs)
     resumed = load_checkpoint(saved)
     if resumed is not None:
         nodes_list, state, teacher.transcript = resumed
