@@ -22,7 +22,7 @@ class CountingTeacher(Teacher):
     """Each rewrite appends one skill named after the call number; rewards are scripted by that name."""
 
     def __init__(self):
-        self.transcript, self.calls = [], 0
+        self.transcript, self.calls, self.rejected = [], 0, []
 
     def weaknesses(self, card, episodes):
         return []
@@ -32,6 +32,7 @@ class CountingTeacher(Teacher):
 
     def rewrite(self, skills, scope, analysis, card, history, seed, rejected=()):
         self.calls += 1
+        self.rejected.append([s.title for listed, _ in rejected for s in listed])
         return Rewrite([*skills, Skill(f"s{self.calls}", f"v{self.calls}", f"p{self.calls}")], "llm")
 
 
@@ -435,7 +436,7 @@ def test_a_checkpoint_made_with_other_inputs_starts_the_search_over(tmp_path, ca
 
 
 def test_a_ucb_node_whose_every_episode_failed_backs_up_nothing_and_is_never_the_best():
-    good = scripted({"v0": -0.2, "v2": 0.1}, task)
+    good = scripted({"v0": 0.3, "v2": 0.5}, task)
 
     def evaluate(library: SkillLibrary, label: str) -> Evaluation:
         if task(library)[-1].title != "v1":
@@ -444,8 +445,10 @@ def test_a_ucb_node_whose_every_episode_failed_backs_up_nothing_and_is_never_the
         return Evaluation(summarise([dead]), [dead])
 
     config = UCBConfig(iterations=2, exploration=1.4, max_children=2)
-    result = search_task_skills(INITIAL, "c", evaluate, CountingTeacher(), {}, config)
+    teacher = CountingTeacher()
+    result = search_task_skills(INITIAL, "c", evaluate, teacher, {}, config)
     nodes = {n.node_id: n for n in result.nodes}
-    assert not nodes["t1"].played and nodes["t1"].visits == 0  # its 0.0 would beat the root's -0.2
-    assert nodes["t0"].visits == 2 and math.isclose(nodes["t0"].value_sum, -0.1)  # root and t2 only
+    assert teacher.rejected == [[], []]  # t1 was never played, so it did not "score no better" than t0
+    assert not nodes["t1"].played and nodes["t1"].visits == 0  # its 0.0 would pull the root's mean down
+    assert nodes["t0"].visits == 2 and math.isclose(nodes["t0"].value_sum, 0.8)  # root and t2 only
     assert result.best.node_id == "t2"

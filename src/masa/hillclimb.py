@@ -113,7 +113,9 @@ def climb_general_skills(
             [(c.library.general_skills, c.reward) for c in history],
             seed + iteration,
             rejected=[
-                (c.library.general_skills, c.reward) for c in candidates if c.iteration and not c.accepted
+                (c.library.general_skills, c.reward)
+                for c in candidates
+                if c.iteration and c.played and not c.accepted
             ],
         )
         library = best.library.with_general(rewrite.skills)

@@ -134,7 +134,7 @@ def search_task_skills(
             rejected=[
                 (n.library.task_specific_skills.get(category, []), n.reward)
                 for n in nodes.values()
-                if n.parent_id and n.reward <= nodes[n.parent_id].reward
+                if n.parent_id and n.played and n.reward <= nodes[n.parent_id].reward
             ],
         )
         child_library = parent.library.with_task_skills(category, rewrite.skills)
