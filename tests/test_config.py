@@ -79,7 +79,7 @@ def test_default_config_validates_and_gets_defaults():
         ),
         (
             lambda c: c["backbones"]["gemma3-270m"]["model"].update(backend="llamacpp"),
-            r"backbones.gemma3-270m: agent.policy 'score' needs a backend that scores actions",
+            r"backbones.gemma3-270m.agent.policy: 'score' needs log-probabilities, which backend 'llamacpp'",
         ),
         (
             lambda c: c["backbones"]["gemma3-270m"].update(

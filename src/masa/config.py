@@ -156,15 +156,7 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
     for env in config["environments"]:
         if env not in config["skills"]["base"]:
             problems.append(f"skills.base: no base library for environment '{env}'; add skills.base.{env}")
-    for name, backbone in config["backbones"].items():
-        if (
-            backbone["model"].get("backend") == "openai"
-            and backbone.get("agent", {}).get("policy") == "score"
-        ):
-            problems.append(
-                f"backbones.{name}.agent.policy: 'score' needs log-probabilities a chat server does not give; "
-                "use policy: generate, or the transformers/vllm backend"
-            )
+    problems += scoring_problems(config)
     for name, backbone in config["backbones"].items():
         problems += gpu_problems(f"backbones.{name}.model", backbone["model"])
     if "model" in config["teacher"]:
@@ -186,11 +178,8 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
             )
     for env_name, env in config["environments"].items():
         problems += unknown_task_problems(env_name, env.get("tasks", []))
-    for where, model in [(f"backbones.{n}.model", b["model"]) for n, b in config["backbones"].items()] + [
-        ("teacher.model", config["teacher"].get("model"))
-    ]:
+    for where, model in model_specs(config):
         problems += backend_problems(where, model)
-    problems += scoring_problems(config)
     problems += disabled_input_problems(config)
     return problems
 
@@ -241,13 +230,17 @@ def backend_problems(where: str, model: dict[str, Any] | None) -> list[str]:
     return []
 
 
+SCORING_BACKENDS = ("transformers", "vllm")  # the backends that give log-probabilities of given actions
+
+
 def scoring_problems(config: dict[str, Any]) -> list[str]:
-    """``policy: score`` ranks actions by their log-probability, which the llamacpp backend does not give."""
+    """``policy: score`` ranks actions by their log-probability, which a chat server (openai) and the
+    llamacpp backend do not give."""
     return [
-        f"backbones.{name}: agent.policy 'score' needs a backend that scores actions (transformers or "
-        "vllm); backend 'llamacpp' only generates: set agent.policy: generate or another backend"
+        f"backbones.{name}.agent.policy: 'score' needs log-probabilities, which backend '{backend}' does not "
+        "give; use policy: generate, or the transformers/vllm backend"
         for name, backbone in config["backbones"].items()
-        if backbone["model"].get("backend") == "llamacpp"
+        if (backend := backbone["model"].get("backend", "transformers")) not in SCORING_BACKENDS
         and backbone["agent"]["policy"] == "score"  # defaults are filled before this check
     ]
 
