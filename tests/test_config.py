@@ -200,3 +200,11 @@ def test_the_profile_environment_is_configurable_and_checked():
     wrong["profile_environment"] = "alfworld"
     with pytest.raises(ConfigError, match=r"profile_environment: 'alfworld' is not an environment"):
         validate_config(wrong, SCHEMA)
+
+
+def test_both_alfworld_environments_know_their_categories():
+    """So a base library's category typo is an error for ALFWorld too (runtime.open_context), not a warning."""
+    from masa.config import known_tasks
+    from masa.envs.alfworld_games import CATEGORIES
+
+    assert known_tasks("alfworld-generated") == known_tasks("alfworld-official") == list(CATEGORIES)

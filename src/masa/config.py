@@ -192,7 +192,7 @@ def known_tasks(env_name: str) -> list[str] | None:
         except ImportError:
             return None
         return list(ID2TASK.values())
-    if env_name == "alfworld":
+    if env_name.startswith("alfworld"):  # alfworld-generated, alfworld-official (runtime.make_environment)
         from masa.envs.alfworld_games import CATEGORIES
 
         return list(CATEGORIES)
