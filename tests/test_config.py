@@ -161,6 +161,10 @@ def test_tasks_sets_that_overlap_are_refused():
             r"backbones.smollm2-135m.model.path: '/no/such/model' is not a folder",
         ),
         (
+            lambda c: c["teacher"].update(model={"backend": "llamacpp", "path": "/no/such/teacher.gguf"}),
+            r"teacher.model.path: '/no/such/teacher.gguf' does not exist \(a .gguf file, or a folder with one\)",
+        ),
+        (
             lambda c: c["backbones"].update(rewriter=c["backbones"]["smollm2-135m"]),
             r"backbones: 'rewriter' is the name of a results/ folder that is not a backbone's",
         ),

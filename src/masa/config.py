@@ -130,13 +130,19 @@ def expand_paths(config: dict[str, Any]) -> list[str]:
 
 
 def model_path_problems(config: dict[str, Any]) -> list[str]:
-    """A transformers ``path`` must be a folder now, not when the first job loads it hours later (vllm may
-    take a hub model name)."""
+    """A local ``path`` must exist now, not when the first job loads it hours later: a transformers model
+    folder, or for llamacpp a .gguf file or a folder holding one (vllm may take a hub model name)."""
     problems = []
     for where, model in model_specs(config):
-        local = model.get("backend", "transformers") == "transformers" and "path" in model
-        if local and not Path(model["path"]).is_dir():
+        backend = model.get("backend", "transformers")
+        if "path" not in model:
+            continue
+        if backend == "transformers" and not Path(model["path"]).is_dir():
             problems.append(f"{where}.path: {model['path']!r} is not a folder (a transformers model folder)")
+        if backend == "llamacpp" and not Path(model["path"]).exists():
+            problems.append(
+                f"{where}.path: {model['path']!r} does not exist (a .gguf file, or a folder with one)"
+            )
     return problems
 
 
