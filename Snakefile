@@ -8,14 +8,21 @@
 # held-out evaluation -> report. Every output lives under results/{backbone}/{env}/...
 
 
+from pathlib import Path
+
 from snakemake.utils import min_version
+
+from masa.io import check_yaml_syntax
 
 min_version("9.12")
 
 
 # A --configfile is a whole experiment (config/paper.yaml): it replaces the embedded default instead of being
 # merged into it, which would add the default's backbones to the experiment's. --config alone edits the default.
+# Snakemake's own error for a broken config names no line; check_yaml_syntax names the line and column.
 if not workflow.overwrite_configfiles:
+    if Path("config/config.yaml").is_file():
+        check_yaml_syntax("config/config.yaml")
 
     configfile: "config/config.yaml"
 

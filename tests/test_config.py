@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from masa.config import ConfigError, validate_config
+from tests.conftest import snakemake
 
 SCHEMA = Path("config/schema.yaml")
 
@@ -212,3 +213,11 @@ def test_both_alfworld_environments_know_their_categories():
     from masa.envs.alfworld_games import CATEGORIES
 
     assert known_tasks("alfworld-generated") == known_tasks("alfworld-official") == list(CATEGORIES)
+
+
+def test_a_yaml_syntax_error_in_the_config_names_its_line_and_column(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("seed: 0\nbackbones: [a, b\nteacher: {}\n")
+    result = snakemake(tmp_path, "-n", timeout=120)
+    assert result.returncode != 0
+    assert "config/config.yaml: not valid YAML at line 3, column 8" in result.stdout + result.stderr

@@ -118,16 +118,28 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def load_yaml(text: str, source: str, error: type[FileFormatError] = FileFormatError) -> Any:
-    """YAML from an untrusted file, aliases refused; a bad file raises ``error`` naming it and the line."""
+def load_yaml(
+    text: str, source: str, error: type[FileFormatError] = FileFormatError, aliases: bool = False
+) -> Any:
+    """YAML from an untrusted file, aliases refused unless ``aliases``; a bad file raises ``error`` naming
+    it, the line and the column."""
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)
+        return yaml.load(text, Loader=yaml.SafeLoader if aliases else _NoAliasLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise error(f"{source}: not valid YAML at {where}: {err.problem}") from err
     except yaml.YAMLError as err:
         raise error(f"{source}: not valid YAML: {err}") from err
+
+
+def check_yaml_syntax(path: str | Path) -> None:
+    """Raise ``FileFormatError`` with the line and column of a YAML syntax error in ``path``.
+
+    Snakemake's own message for a config file says only "not valid JSON or YAML"; the Snakefile calls this
+    before its ``configfile:``. A config is the user's own file, so anchors and aliases stay allowed.
+    """
+    load_yaml(read_text(path), str(path), aliases=True)
 
 
 def _content_digest(data: dict[str, Any]) -> str:
