@@ -9,7 +9,9 @@ and reply is kept in ``transcript`` so a stage can save it next to its output.
 from __future__ import annotations
 
 import json
+import logging
 import random
+import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,6 +23,8 @@ import yaml
 from masa.agent import EpisodeResult
 from masa.llm.base import LLM, Message
 from masa.skills import LibraryFormatError, Mistake, Skill
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EDIT_OPERATORS = ("delete", "swap", "add", "shorten", "expand")
@@ -242,6 +246,7 @@ class LLMTeacher(Teacher):
         """
         constrained = self.llm.follows_schema
         for attempt in range(1 + self.retries):
+            start = time.perf_counter()
             reply = self.llm.generate(
                 [[Message("system", TEACHER_ROLE), Message("user", prompt)]],
                 tokens,
@@ -250,16 +255,20 @@ class LLMTeacher(Teacher):
                 prefill="" if constrained else prefill,
                 schema=schema if constrained else None,
             )[0].text
+            seconds = time.perf_counter() - start
             try:
                 value = parse(reply)
             except LibraryFormatError as err:
+                log.info("teacher %s, attempt %d: rejected after %.0f s: %s", step, attempt + 1, seconds, err)
                 self.transcript.append(TeacherCall(step, prompt, reply, False, attempt + 1, str(err)))
                 continue
+            log.info("teacher %s, attempt %d: valid after %.0f s", step, attempt + 1, seconds)
             self.transcript.append(TeacherCall(step, prompt, reply, True, attempt + 1))
             return value
         return None
 
     def _fell_back(self, step: str, output: str) -> None:
+        log.warning("teacher %s: no valid reply; the edit operators answer instead", step)
         self.fallbacks += 1
         self.transcript.append(
             TeacherCall(step, "", output, True, FALLBACK_ATTEMPT, "fallback: edit teacher")
