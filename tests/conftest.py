@@ -58,6 +58,8 @@ def tiny_workdir(work: Path, model_dir: Path) -> Path:
     config["cache_dir"] = None  # every episode really played
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.copytree(REPO / "resources" / "skills", work / "resources" / "skills")
+    (work / "resources" / "external").mkdir()
+    shutil.copy(REPO / "tests" / "config" / "release-alfworld-bank.json", work / "resources" / "external")
     (work / "resources" / "models").mkdir()
     (work / "resources" / "models" / model_dir.name).symlink_to(model_dir)
     return work

@@ -173,6 +173,20 @@ def test_tasks_sets_that_overlap_are_refused():
             lambda c: c.update(cache_dir="$MASA_SURELY_UNSET_VARIABLE/cache"),
             r"cache_dir: '\$MASA_SURELY_UNSET_VARIABLE/cache' names an environment variable that is not set",
         ),
+        (
+            lambda c: c["evaluation"].update(external_libraries={"release": {"alfworld": "bank.json"}}),
+            r"evaluation.external_libraries.release: 'alfworld' is not an environment \(scienceworld, ",
+        ),
+        (
+            lambda c: c["evaluation"].update(
+                external_libraries={"release": {"scienceworld": "/no/bank.json"}}
+            ),
+            r"evaluation.external_libraries.release.scienceworld: '/no/bank.json' does not exist",
+        ),
+        (
+            lambda c: c["evaluation"].update(external_libraries={"a release": {"scienceworld": "x.json"}}),
+            r"evaluation.external_libraries: 'a release' does not match",
+        ),
     ],
 )
 def test_values_that_change_the_experiment_are_checked_at_start(edit, message):

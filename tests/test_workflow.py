@@ -26,16 +26,12 @@ def workdir(tiny_local_run) -> Path:
 
 def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
-    for env in ("scienceworld", "alfworld-generated"):
-        rows = table[table["env"] == env]
-        assert sorted(rows["method"]) == [
-            "Adapter",
-            "Base Skill",
-            "MASA",
-            "MASA w/o Stage 2",
-            "No Skill",
-            "Rewriter",
-        ]
+    methods = ["Adapter", "Base Skill", "MASA", "MASA w/o Stage 2", "No Skill", "Rewriter"]
+    assert sorted(table.loc[table["env"] == "scienceworld", "method"]) == methods
+    # tiny.yaml's external library is keyed by alfworld-generated only
+    assert sorted(table.loc[table["env"] == "alfworld-generated", "method"]) == sorted(
+        [*methods, "External: release-base"]
+    )
     assert (table["episodes"] == 1).all() and (table["eval_env_steps"] > 0).all()
     assert (table["eval_llm_calls"] > 0).all() and (table["reward_low"] <= table["reward_high"]).all()
     masa = table[table["method"] == "MASA"].iloc[0]
@@ -53,6 +49,23 @@ def test_report_has_a_row_per_method_with_real_numbers(workdir):
     assert (
         SkillLibrary.load(run / "agent_skills").to_dict() == SkillLibrary.load(run / "library.json").to_dict()
     )
+
+
+def test_an_external_library_is_played_beside_masa_on_the_same_heldout_instances(workdir):
+    run = workdir / "results" / "smollm2-135m" / "alfworld-generated"
+    external = json.loads((run / "external" / "release-base.json").read_text())
+    masa = json.loads((run / "eval" / "masa.json").read_text())
+    assert external["tasks"] == masa["tasks"] and external["seeds"] == masa["seeds"]
+    assert external["library_source"] == "release-base"
+    log = workdir / "logs" / "smollm2-135m" / "alfworld-generated" / "evaluate" / "external_release-base.log"
+    assert "categories mapped examine -> look_at_obj_in_light" in log.read_text()
+    table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
+    row = table[table["method"] == "External: release-base"].iloc[0]
+    assert row["pairs"] == len(external["episodes"]) > 0  # paired with Base Skill like every method
+    summary = (workdir / "results" / "report" / "summary.md").read_text()
+    assert "| External: release-base |" in summary
+    assert "library category `examine` played as `look_at_obj_in_light`" in summary
+    assert "resources/external/release-alfworld-bank.json" in summary
 
 
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):
@@ -99,7 +112,7 @@ def test_changing_an_evaluation_setting_reruns_only_evaluation_and_report(workdi
     dry = snakemake(workdir, "-n", "--configfile", str(changed), "--rerun-triggers", "mtime", "params")
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = {line.split()[1].rstrip(":") for line in dry.stdout.splitlines() if line.startswith("rule ")}
-    assert jobs == {"evaluate_method", "report", "all"}, dry.stdout[-3000:]
+    assert jobs == {"evaluate_method", "evaluate_external_library", "report", "all"}, dry.stdout[-3000:]
 
 
 def test_bad_config_fails_at_start_naming_the_key(workdir):

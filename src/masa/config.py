@@ -110,6 +110,11 @@ def path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
     slots += [(f"{where}.path", model, "path") for where, model in model_specs(config) if "path" in model]
     slots += [(f"skills.base.{env}", config["skills"]["base"], env) for env in config["skills"]["base"]]
     slots += [
+        (f"evaluation.external_libraries.{label}.{env}", paths, env)
+        for label, paths in config["evaluation"]["external_libraries"].items()
+        for env in paths
+    ]
+    slots += [
         (f"environments.{name}.data_dir", env, "data_dir")
         for name, env in config["environments"].items()
         if "data_dir" in env
@@ -187,6 +192,26 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
     for where, model in model_specs(config):
         problems += backend_problems(where, model)
     problems += disabled_input_problems(config)
+    problems += external_library_problems(config)
+    return problems
+
+
+def external_library_problems(config: dict[str, Any]) -> list[str]:
+    """An external library names a configured environment and a file or SKILL.md folder that exists now,
+    not when its evaluation job starts."""
+    problems = []
+    for label, paths in config["evaluation"]["external_libraries"].items():
+        where = f"evaluation.external_libraries.{label}"
+        for env, path in paths.items():
+            if env not in config["environments"]:
+                problems.append(
+                    f"{where}: '{env}' is not an environment ({', '.join(config['environments'])}); "
+                    "key each library by the environment it is played in"
+                )
+            elif not Path(path).exists():
+                problems.append(
+                    f"{where}.{env}: {path!r} does not exist (a library JSON or a SKILL.md folder)"
+                )
     return problems
 
 

@@ -260,10 +260,16 @@ def open_context(
         run.get("topk"),
     )
     sets = task_sets(environment, env, run["seed"])
-    known = known_tasks(env["name"])
-    env_run = {**run, "category_map": run.get("category_map", {}).get(env["name"], {})}
-    library = load_base_library(base_library, env_run, known or environment.categories(), known is not None)
+    library = load_env_library(base_library, env["name"], run, environment)
     return Context(evaluator, environment, sets, library, run["seed"])
+
+
+def load_env_library(path: str, env_name: str, run: dict[str, Any], environment: Environment) -> SkillLibrary:
+    """A library brought to environment ``env_name`` (the base, or an external one the evaluation plays),
+    loaded by ``load_base_library`` with that environment's ``category_map`` and categories."""
+    known = known_tasks(env_name)
+    env_run = {**run, "category_map": run.get("category_map", {}).get(env_name, {})}
+    return load_base_library(path, env_run, known or environment.categories(), known is not None)
 
 
 def load_base_library(

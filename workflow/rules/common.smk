@@ -13,6 +13,11 @@ ENVS = list(config["environments"])
 PROFILE_ENV = config["profile_environment"]
 HELDOUT = config["rewriter"]["heldout_categories"]
 METHODS = config["evaluation"]["methods"]
+# What an evaluation job's result depends on: adding a method or an external library re-runs no other job.
+EVALUATION_SETTINGS = {
+    k: config["evaluation"][k]
+    for k in ("seeds", "temperature", "max_failed_share", "bootstrap_resamples")
+}
 RUN = {
     "seed": config["seed"],
     "noop_penalty": config["reward"]["noop_penalty"],
@@ -33,6 +38,7 @@ wildcard_constraints:
     method="|".join(METHODS),
     category=r"[A-Za-z0-9_.-]+",
     model=r"[A-Za-z0-9_.-]+",
+    label=r"[A-Za-z0-9_.-]+",
 
 
 def categories(env):
@@ -102,6 +108,14 @@ METHOD_LIBRARIES = {
     "masa_no_stage2": "results/{backbone}/{env}/general/library.json",
     "rewriter_no_card": "results/{backbone}/{env}/rewriter_no_card/library.json",
 }
+
+
+# Libraries brought from elsewhere, label -> {env: path}: evaluated beside the methods (evaluate.smk).
+EXTERNAL_LIBRARIES = config["evaluation"]["external_libraries"]
+
+
+def external_library(wildcards):
+    return EXTERNAL_LIBRARIES[wildcards.label][wildcards.env]
 
 
 def method_library(wildcards):

@@ -24,7 +24,7 @@ rule evaluate_method:
         backbone=backbone_param,
         env=env_param,
         run=RUN,
-        evaluation=config["evaluation"],
+        evaluation=EVALUATION_SETTINGS,
         method=lambda wildcards: wildcards.method,
     script:
         "../scripts/evaluate_method.py"
@@ -49,6 +49,26 @@ use rule evaluate_method as evaluate_swapped_library with:
         source=lambda wildcards: wildcards.source,
 
 
+# External libraries (evaluation.external_libraries), each played by every backbone on the same held-out
+# instances and seeds as its Base Skill run: results/{backbone}/{env}/external/{label}.json (method
+# "external", library_source = the label).
+use rule evaluate_method as evaluate_external_library with:
+    input:
+        unpack(env_games),
+        unpack(backbone_model),
+        base=base_library,
+        library=external_library,
+    output:
+        "results/{backbone}/{env}/external/{label}.json",
+    log:
+        "logs/{backbone}/{env}/evaluate/external_{label}.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/evaluate/external_{label}.tsv"
+    params:
+        method="external",
+        source=lambda wildcards: wildcards.label,
+
+
 # Per-skill contribution (evaluation.skill_contribution): the final MASA library with each skill left out in
 # turn, paired against the full library: results/{backbone}/{env}/skill_contribution.json.
 rule skill_contribution:
@@ -69,6 +89,6 @@ rule skill_contribution:
         backbone=backbone_param,
         env=env_param,
         run=RUN,
-        evaluation=config["evaluation"],
+        evaluation=EVALUATION_SETTINGS,
     script:
         "../scripts/skill_contribution.py"

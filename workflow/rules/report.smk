@@ -15,6 +15,12 @@ EVALUATIONS = {
     for b in BACKBONES
     for m in METHODS
 }
+EVALUATIONS |= {
+    rules.evaluate_external_library.output[0].format(backbone=b, env=e, label=label): []
+    for label, paths in EXTERNAL_LIBRARIES.items()
+    for e in paths
+    for b in BACKBONES
+}
 SWAPS = (
     [
         rules.evaluate_swapped_library.output[0].format(
@@ -100,6 +106,7 @@ rule report:
         notes={
             "noop_penalty": config["reward"]["noop_penalty"],
             "seeds": config["evaluation"]["seeds"],
+            "category_map": config["skills"]["category_map"],
         },
     script:
         "../scripts/report.py"

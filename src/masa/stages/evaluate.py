@@ -7,8 +7,9 @@ from typing import Any
 
 from masa.agent import EpisodeResult
 from masa.io import write_json
+from masa.methods import EXTERNAL
 from masa.rollout import episode_to_dict, summarise
-from masa.runtime import open_context
+from masa.runtime import load_env_library, open_context
 from masa.skills import SkillLibrary
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,16 @@ def evaluate_method(
     """Play ``method``'s library on the held-out (test-split) instances of every category, for every seed.
 
     ``library_source`` names the backbone whose library is played when it is not ``backbone`` (the swap
-    matrix). Each episode is recorded with its seed, so two records pair up by (task, seed)."""
+    matrix), or the label of an external library (method ``external``). Each episode is recorded with its seed, so two records pair up by (task, seed)."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
     env_label = ctx.env.display_name
     tasks = ctx.heldout_tasks()
-    skills = None if method == "no_skill" else SkillLibrary.load(library) if library else ctx.base
+    if method == "no_skill":
+        skills = None
+    elif method == EXTERNAL:  # brought from elsewhere: loaded, mapped, checked and capped like the base
+        skills = load_env_library(library, env["name"], run, ctx.env)
+    else:
+        skills = SkillLibrary.load(library) if library else ctx.base
     seeds = tuple(evaluation["seeds"])
     try:
         result = ctx.evaluator.run(skills, tasks, seeds, label=f"{backbone['name']} {method}")
@@ -52,6 +58,7 @@ def evaluate_method(
         "env_label": env_label,
         "method": method,
         "library_source": library_source or backbone["name"],
+        "library_path": library if method == EXTERNAL else None,
         "seeds": list(seeds),
         "summary": summarise(result.episodes, resamples).as_dict(),
         "by_category": {c: summarise(es, resamples).as_dict() for c, es in sorted(by_category.items())},

@@ -16,19 +16,8 @@ import pandas as pd
 from masa import plots
 from masa.cost import Cost, method_cost
 from masa.io import atomic_write_text, read_json
+from masa.methods import CONTROL, EXTERNAL, METHOD_LABELS, method_label
 from masa.stats import bootstrap_interval, episode_rewards, paired_difference
-
-METHOD_LABELS = {
-    "no_skill": "No Skill",
-    "base_skill": "Base Skill",
-    "adapter": "Adapter",
-    "masa": "MASA",
-    "rewriter": "Rewriter",
-    "masa_no_stage1": "MASA w/o Stage 1",
-    "masa_no_stage2": "MASA w/o Stage 2",
-    "rewriter_no_card": "Rewriter w/o card",
-}
-CONTROL = "base_skill"  # paired differences are against the shared initial library
 
 
 @dataclass(frozen=True)
@@ -71,7 +60,7 @@ def method_table(entries: list[tuple[dict[str, Any], Cost, Cost]], resamples: in
             "env": r["env"],
             "env_label": env_label(r),
             "backbone": r["backbone"],
-            "method": METHOD_LABELS.get(r["method"], r["method"]),
+            "method": method_label(r["method"], r.get("library_source")),
             "reward": s["reward_mean"],
             "reward_low": s["reward_low"],
             "reward_high": s["reward_high"],
@@ -96,7 +85,8 @@ def method_table(entries: list[tuple[dict[str, Any], Cost, Cost]], resamples: in
     df = pd.DataFrame(rows)
     order = {label: i for i, label in enumerate(METHOD_LABELS.values())}
     return df.sort_values(
-        ["env", "backbone", "method"], key=lambda c: c.map(order) if c.name == "method" else c
+        ["env", "backbone", "method"],
+        key=lambda c: c.map(lambda m: (order.get(m, len(order)), m)) if c.name == "method" else c,
     ).reset_index(drop=True)
 
 
@@ -138,7 +128,7 @@ def category_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             "env": r["env"],
             "env_label": env_label(r),
             "backbone": r["backbone"],
-            "method": METHOD_LABELS.get(r["method"], r["method"]),
+            "method": method_label(r["method"], r.get("library_source")),
             "category": category,
             "success_rate": s["success_rate"],
             "progress": s["score_mean"],
@@ -285,6 +275,7 @@ def write_report(
         "it); summary.csv splits eval_* and prep_*.",
         "",
     ]
+    parts += external_notes(list(records.values()), notes.get("category_map", {}))
     for (_, label, backbone), sub in df.groupby(["env", "env_label", "backbone"], sort=False):
         parts += [f"## {backbone} on {label}", "", method_markdown(sub), ""]
     parts += ["## Swap matrix", "", swap_md]
@@ -295,6 +286,23 @@ def write_report(
     parts += [f"![reward per method]({Path(paths.reward_png).name})", ""]
     atomic_write_text(Path(paths.summary_md), "\n".join(parts))
     return df
+
+
+def external_notes(records: list[dict[str, Any]], category_map: dict[str, dict[str, str]]) -> list[str]:
+    """Where each external library came from, and every category renamed on loading (skills.category_map),
+    so that a reader knows which of a library's categories were played as which."""
+    sources = sorted(
+        {(r["library_source"], env_label(r), r["library_path"]) for r in records if r["method"] == EXTERNAL}
+    )
+    lines = [f"- External: {label} on {env}: `{path}`" for label, env, path in sources]
+    lines += [
+        f"- {env}: library category `{old}` played as `{new}` (skills.category_map)"
+        for env, mapping in sorted(category_map.items())
+        for old, new in sorted(mapping.items())
+    ]
+    if not lines:
+        return []
+    return ["Libraries from elsewhere are loaded, checked and capped like the base library:", "", *lines, ""]
 
 
 def plot_search_record(record_path: str, title: str, out_path: str) -> None:
