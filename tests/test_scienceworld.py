@@ -171,3 +171,36 @@ def test_a_spawned_environment_plays_an_instance_exactly_like_its_original(env):
         assert env.step(action) == twin.step(action)
     finally:
         twin.close()
+
+
+def test_the_expert_path_gives_decisions_with_every_equivalent_action():
+    """Pinned on a recorded gold path (find-living-thing, test variation 225, the default's 12 candidates,
+    the first load of a fresh JVM): the no-op door openings are no decisions; a room of the expert's current
+    leg is as good by teleport; any guarded focus is as good before the first; a shorter name of the
+    expert's object is the same action."""
+    environment = ScienceWorld(TASKS, max_steps=8, max_candidates=12)
+    try:
+        task = TaskInstance("scienceworld", "find-living-thing", "225", "test")
+        states, unexpressed = environment.expert_states(task)
+        assert environment.max_steps == 8  # restored after the longer replay
+    finally:
+        environment.close()
+    assert unexpressed == 0
+    assert [s.expert_action for s in states] == [
+        "go to hallway", "go to kitchen", "go to outside", "look around", "focus on common toad",
+        "pick up common toad", "go to greenhouse", "go to hallway", "go to living room",
+        "move egg common toad in inventory to orange box",
+    ]  # fmt: skip
+    assert [s.step for s in states] == list(range(10))
+    assert states[0].acceptable == {"go to hallway", "teleport to kitchen", "teleport to outside"}
+    assert states[2].acceptable == {"go to outside"}
+    assert states[4].acceptable == {"focus on baby baby wolf", "focus on common toad", "focus on egg turtle"}
+    assert states[5].acceptable == {"pick up common toad"}  # focused: only that object will do
+    assert states[9].acceptable == {"move common toad to orange box"}
+    assert all(s.acceptable <= set(s.observation.candidates) for s in states)
+    # the agent's view: history holds the expert's earlier actions, no-op openings included
+    assert [action for _, action in states[1].history] == [
+        "open door to hallway",
+        "go to hallway",
+        "open door to kitchen",
+    ]

@@ -80,3 +80,16 @@ def test_a_change_of_the_detectable_size_is_found_about_four_times_in_five():
         control = {(f"t{i}", 0): 0.5 for i in range(40)}
         found += paired_difference(treatment, control, resamples=200, seed=1).excludes_zero
     assert 0.6 < found / runs <= 1.0
+
+
+def test_spearman_ranks_ties_by_their_mean_and_is_undefined_without_variation():
+    from masa.stats import ranks, spearman, spearman_interval
+
+    assert ranks([0.3, 0.1, 0.3, 0.2]) == [3.5, 1.0, 3.5, 2.0]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # Pearson on the tie-averaged ranks [1, 2.5, 2.5, 4] and [1, 2, 3, 4]
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
+    assert spearman([1, 1, 1], [1, 2, 3]) != spearman([1, 1, 1], [1, 2, 3])  # nan: one side constant
+    low, high = spearman_interval([1, 2, 3, 4, 5], [1, 3, 2, 5, 4], resamples=200)
+    assert -1 <= low <= 0.8 <= high <= 1

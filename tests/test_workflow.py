@@ -68,6 +68,34 @@ def test_an_external_library_is_played_beside_masa_on_the_same_heldout_instances
     assert "resources/external/release-alfworld-bank.json" in summary
 
 
+def test_expert_agreement_is_scored_for_every_method_and_set_beside_reward(workdir):
+    record = json.loads(
+        (workdir / "results" / "smollm2-135m" / "scienceworld" / "agreement.json").read_text()
+    )
+    assert set(record["methods"]) == {
+        "no_skill",
+        "base_skill",
+        "adapter",
+        "masa",
+        "rewriter",
+        "masa_no_stage2",
+    }
+    decisions = len(record["states"])
+    assert decisions > 3 and all(
+        s.startswith("scienceworld/find-living-thing/test/") for s in record["states"]
+    )
+    for score in record["methods"].values():
+        assert score["states"] == decisions and 0 < score["mass"] < 1 and len(score["per_state"]) == decisions
+    # the skill text moves the scores: no skill and the base library do not agree alike
+    assert record["methods"]["no_skill"]["per_state"] != record["methods"]["base_skill"]["per_state"]
+    assert not (workdir / "results" / "smollm2-135m" / "alfworld-generated" / "agreement.json").exists()
+    table = pd.read_csv(workdir / "results" / "report" / "agreement.csv")
+    assert len(table) == 6 and table["reward"].notna().all()
+    summary = (workdir / "results" / "report" / "summary.md").read_text()
+    assert "## Expert agreement vs held-out reward" in summary
+    assert "Spearman(agreement, held-out reward), all backbones, 6 cells:" in summary
+
+
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):
     frame = pd.read_parquet(
         workdir / "results" / "trajectories" / "backbone=smollm2-135m" / "env=scienceworld"

@@ -110,3 +110,48 @@ def episode_rewards(record: dict[str, Any], metric: str = "reward") -> dict[Pair
             raise ValueError(f"evaluation of {record.get('method')}: episode {key} appears twice")
         out[key] = float(episode[metric])
     return out
+
+
+def ranks(values: list[float]) -> list[float]:
+    """Ranks from 1, ties given their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation (nan when either side is constant or there are fewer than 3 pairs)."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman needs pairs: {len(x)} vs {len(y)} values")
+    if len(x) < 3:
+        return float("nan")
+    rx, ry = ranks(x), ranks(y)
+    mx, my = fmean(rx), fmean(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return sxy / (sxx * syy) ** 0.5 if sxx and syy else float("nan")
+
+
+def spearman_interval(
+    x: list[float], y: list[float], resamples: int = 1000, seed: int = 0, level: float = LEVEL
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``spearman`` over resampled pairs (resamples with a constant side
+    are skipped; nan, nan when fewer than 3 pairs)."""
+    if len(x) < 3:
+        return float("nan"), float("nan")
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        picks = [rng.randrange(len(x)) for _ in x]
+        rho = spearman([x[i] for i in picks], [y[i] for i in picks])
+        if rho == rho:
+            values.append(rho)
+    return percentile_interval(values, level) if values else (float("nan"), float("nan"))

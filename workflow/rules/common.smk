@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 from masa.config import validate_config
+from masa.fitness import has_expert_path
 from masa.gpus import model_gpus, search_job_gpus
 
 validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -116,6 +117,15 @@ EXTERNAL_LIBRARIES = config["evaluation"]["external_libraries"]
 
 def external_library(wildcards):
     return EXTERNAL_LIBRARIES[wildcards.label][wildcards.env]
+
+
+def agreement_libraries(wildcards):
+    """Each evaluated method's library file, by method (score_agreement reads them by name)."""
+    return {
+        m: METHOD_LIBRARIES[m].format(**wildcards)
+        for m in METHODS
+        if METHOD_LIBRARIES[m]
+    }
 
 
 def method_library(wildcards):

@@ -69,6 +69,34 @@ use rule evaluate_method as evaluate_external_library with:
         source=lambda wildcards: wildcards.label,
 
 
+# Expert agreement (evaluation.agreement): every evaluated method's library scored against the expert's
+# decisions on the held-out instances (masa.fitness), for environments with an expert path:
+# results/{backbone}/{env}/agreement.json.
+rule score_agreement:
+    input:
+        unpack(backbone_model),
+        unpack(agreement_libraries),
+        base=base_library,
+    output:
+        "results/{backbone}/{env}/agreement.json",
+    log:
+        "logs/{backbone}/{env}/agreement.log",
+    benchmark:
+        "benchmarks/{backbone}/{env}/agreement.tsv"
+    conda:
+        "../../envs/masa.yaml"
+    threads: 1
+    resources:
+        gpu=backbone_gpus,
+    params:
+        backbone=backbone_param,
+        env=env_param,
+        run=RUN,
+        methods=METHODS,
+    script:
+        "../scripts/score_agreement.py"
+
+
 # Per-skill contribution (evaluation.skill_contribution): the final MASA library with each skill left out in
 # turn, paired against the full library: results/{backbone}/{env}/skill_contribution.json.
 rule skill_contribution:

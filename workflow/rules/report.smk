@@ -35,6 +35,17 @@ SWAPS = (
     else []
 )
 
+AGREEMENTS = (
+    [
+        rules.score_agreement.output[0].format(backbone=b, env=e)
+        for e in ENVS
+        if has_expert_path(e, categories(e))
+        for b in BACKBONES
+    ]
+    if config["evaluation"]["agreement"]
+    else []
+)
+
 CONTRIBUTIONS = (
     expand(rules.skill_contribution.output[0], backbone=BACKBONES, env=ENVS)
     if config["evaluation"]["skill_contribution"]
@@ -48,6 +59,7 @@ rule report:
         costs=sorted({p for records in EVALUATIONS.values() for p in records}),
         swaps=SWAPS,
         contributions=CONTRIBUTIONS,
+        agreements=AGREEMENTS,
     output:
         summary="results/report/summary.md",
         table=report(
@@ -81,6 +93,12 @@ rule report:
             labels={"figure": "swap matrix (CSV)"},
         ),
         swap_md="results/report/swap.md",
+        agreement=report(
+            "results/report/agreement.csv",
+            caption="../report/agreement.rst",
+            category="Held-out evaluation",
+            labels={"figure": "expert agreement vs reward (CSV)"},
+        ),
         contribution=report(
             "results/report/skill_contribution.csv",
             caption="../report/skill_contribution.rst",

@@ -9,6 +9,7 @@ write_report(
     evaluations=dict(sm.params.evaluations),
     swaps=list(sm.input.swaps),
     contributions=list(sm.input.contributions),
+    agreements=list(sm.input.agreements),
     paths=ReportPaths(
         summary_md=sm.output.summary,
         summary_csv=sm.output.table,
@@ -19,6 +20,7 @@ write_report(
         swap_md=sm.output.swap_md,
         swap_png=sm.output.swap_plot,
         contribution_csv=sm.output.contribution,
+        agreement_csv=sm.output.agreement,
     ),
     notes=sm.params.notes,
     resamples=sm.params.resamples,

@@ -40,6 +40,24 @@ class StepOutcome:
     no_op: bool  # the action changed nothing (method.md's NHR numerator)
 
 
+@dataclass(frozen=True)
+class ExpertState:
+    """One decision on an expert's path, as the agent would have met it had it acted like the expert.
+
+    ``acceptable`` holds the candidates that keep an optimal completion (the expert's own action and those
+    equivalent to it: another safe focus, a shorter way to the room it is heading for), so an agreement
+    score does not reward imitating one arbitrary route.
+    """
+
+    task: TaskInstance
+    step: int  # decisions taken before this one (the prompt's step counter)
+    history: tuple[tuple[str, str], ...]  # (observation, action) pairs before this state
+    taken: tuple[tuple[str, int], ...]  # earlier uses of each action (the agent's repeat penalty)
+    observation: Observation
+    expert_action: str
+    acceptable: frozenset[str]
+
+
 class Environment(ABC):
     """A text environment serving task instances of named categories.
 
@@ -85,6 +103,11 @@ class Environment(ABC):
     @abstractmethod
     def step(self, action: str) -> StepOutcome:
         """Apply one action to the running episode."""
+
+    def expert_states(self, task: TaskInstance) -> tuple[list[ExpertState], int]:
+        """The decision states along an expert's path through ``task``, and how many of its decisions the
+        candidate list could not express (left out). Environments without an expert raise."""
+        raise NotImplementedError(f"{self.name} has no expert path to score agreement against")
 
     def spawn(self) -> Environment | None:
         """A fresh environment with the same settings, so the batched engine can play episodes side by side;

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
+from masa.envs.base import Environment, ExpertState, Observation, StepOutcome, TaskInstance
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ ONE_OBJECT_VERBS = (
     "deactivate ", "eat ", "flush ", "mix ", "read ", "go to ", "teleport to ",
 )  # fmt: skip
 NAVIGATION = ("go to ", "teleport to ", "open door to ")
+EXPERT_TASKS = "find-"  # the tasks whose structure ``equivalent_actions`` knows (ScienceWorld.expert_states)
 NEVER_OFFERED = frozenset({"reset task", "task", "wait"})  # restarts, ten ticks, the prompt again
 STOPWORDS = frozenset({
     "a", "an", "the", "of", "on", "in", "to", "is", "it", "its", "and", "or", "if", "then", "first",
@@ -393,6 +394,57 @@ class CandidateBuilder:
         return [text for _, _, text in sorted(scored)]
 
 
+def navigation_room(action: str) -> str:
+    """The room a navigation action leads to ("teleport to living room" -> "living room")."""
+    for prefix in NAVIGATION:
+        if action.startswith(prefix):
+            return action.removeprefix(prefix)
+    return ""
+
+
+def same_objects(candidate: str, action: str) -> bool:
+    """``candidate`` is ``action`` under shorter names: the same verb, and each side of " to " names a subset
+    of the words ``action`` names there ("move dove to red box" for "move egg dove egg in inventory to red
+    box"; not "move orange to orange box" for "move finger painting to orange box")."""
+    if candidate.split(" ", 1)[0] != action.split(" ", 1)[0]:
+        return False
+    parts, wanted = candidate.split(" to ", 1), action.split(" to ", 1)
+    if len(parts) != len(wanted):
+        return False
+    return all(
+        content_words(p) and content_words(p) <= content_words(w) for p, w in zip(parts, wanted, strict=True)
+    )
+
+
+def equivalent_actions(
+    action: str, later: list[str], candidates: tuple[str, ...], any_focus: bool
+) -> frozenset[str]:
+    """The candidates as good as the expert's ``action`` (``later``: the rest of its path) in a find-* task.
+
+    The expert's route is one of many, so agreement with it alone rewards imitating an arbitrary walk. The
+    task's own structure says which actions keep an optimal completion: the expert's action, or one of the
+    same verb on the same objects under another name ("move dove to red box" for "move egg dove egg in
+    inventory to red box"); a navigation action to any room of the leg the expert is walking (up to its next
+    action that is not navigation: the room it is heading for, or one on the way, by door or teleport); and,
+    while nothing is focused on yet (``any_focus``), every focus the guard offers, since each is a thing of
+    the asked kind and focusing on it is the task's first subgoal.
+    """
+    accepted = {action} & set(candidates)
+    if action.startswith(NAVIGATION):
+        leg = [action]
+        for step in later:
+            if not step.startswith(NAVIGATION):
+                break
+            leg.append(step)
+        rooms = {navigation_room(step) for step in leg}
+        accepted |= {c for c in candidates if c.startswith(NAVIGATION) and navigation_room(c) in rooms}
+    else:
+        accepted |= {c for c in candidates if not c.startswith(NAVIGATION) and same_objects(c, action)}
+    if any_focus:
+        accepted |= {c for c in candidates if c.startswith("focus on ")}
+    return frozenset(accepted)
+
+
 def object_names(actions: list[ValidAction]) -> dict[int, str]:
     """Each visible object's unique name, read off its one-object actions ("look at X" -> X)."""
     names: dict[int, str] = {}
@@ -613,6 +665,54 @@ class ScienceWorld(Environment):
         server.load(task.category, int(task.instance), self.simplifications, True)
         self._episode = None
         return [str(a) for a in server.getGoldActionSequence()]
+
+    def expert_states(self, task: TaskInstance) -> tuple[list[ExpertState], int]:
+        """The decisions along the simulator's gold path, each with ``equivalent_actions`` as acceptable.
+
+        The gold path is replayed through this adapter, so every state has the candidate list an agent
+        would get. A gold action that changes nothing is no decision (under ``easy`` the doors start open:
+        ``open door to X`` is a no-op). A decision none of whose acceptable actions is a candidate cannot be
+        scored and is counted instead. Only find-* tasks have the structure the equivalence relies on.
+
+        The simulator picks among equal routes and objects at random, its generator seeded once per JVM: the
+        same sequence of loads from a fresh JVM gives the same paths, so a job that starts its own
+        environment and walks its instances in order is reproducible; two loads in one JVM may differ.
+        """
+        if not task.category.startswith(EXPERT_TASKS):
+            raise NotImplementedError(
+                f"expert agreement is defined for ScienceWorld's find-* tasks, not {task.category}"
+            )
+        gold = self.gold_path(task)
+        states: list[ExpertState] = []
+        unexpressed = 0
+        history: list[tuple[str, str]] = []
+        taken: dict[str, int] = {}
+        episode_steps, self.max_steps = self.max_steps, len(gold) + 1  # the expert may need more steps
+        try:
+            observation = self.reset(task)
+            for i, action in enumerate(gold):
+                unfocused = (
+                    self.builder.focus_guard and self._episode is not None and not self._episode.focus_done
+                )
+                acceptable = equivalent_actions(action, gold[i + 1 :], observation.candidates, unfocused)
+                state = ExpertState(
+                    task, len(states) + unexpressed, tuple(history), tuple(sorted(taken.items())),
+                    observation, action, acceptable,
+                )  # fmt: skip
+                outcome = self.step(action)
+                if not outcome.no_op:
+                    if acceptable:
+                        states.append(state)
+                    else:
+                        unexpressed += 1
+                history.append((observation.text, action))
+                taken[action] = taken.get(action, 0) + 1
+                observation = outcome.observation
+                if outcome.done:
+                    break
+        finally:
+            self.max_steps = episode_steps
+        return states, unexpressed
 
     # --- episodes ------------------------------------------------------------------------------------------
     def reset(self, task: TaskInstance) -> Observation:

@@ -17,7 +17,7 @@ from masa import plots
 from masa.cost import Cost, method_cost
 from masa.io import atomic_write_text, read_json
 from masa.methods import CONTROL, EXTERNAL, METHOD_LABELS, method_label
-from masa.stats import bootstrap_interval, episode_rewards, paired_difference
+from masa.stats import bootstrap_interval, episode_rewards, paired_difference, spearman, spearman_interval
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ReportPaths:
     swap_md: str
     swap_png: str
     contribution_csv: str
+    agreement_csv: str = ""
 
 
 def env_label(record: dict[str, Any]) -> str:
@@ -238,6 +239,7 @@ def write_report(
     notes: dict[str, Any],
     resamples: int = 1000,
     contributions: list[str] = (),
+    agreements: list[str] = (),
 ) -> pd.DataFrame:
     """``evaluations`` maps each eval record to the records that priced its library (``masa.cost``)."""
     records = {path: read_json(path) for path in evaluations}
@@ -279,6 +281,21 @@ def write_report(
     for (_, label, backbone), sub in df.groupby(["env", "env_label", "backbone"], sort=False):
         parts += [f"## {backbone} on {label}", "", method_markdown(sub), ""]
     parts += ["## Swap matrix", "", swap_md]
+    agreement = agreement_table([read_json(p) for p in agreements], list(records.values()))
+    if paths.agreement_csv:
+        agreement.to_csv(paths.agreement_csv, index=False)
+    if not agreement.empty:
+        parts += [
+            "## Expert agreement vs held-out reward",
+            "",
+            "Agreement: the softmax mass the backbone's score policy puts, with the method's skill text, on "
+            "the actions that keep an optimal completion at each decision of the expert's path through the "
+            "held-out instances (docs/fitness.md). The searches rank candidates by episode reward on their "
+            "own instances; agreement does not steer them. A positive rank correlation below, with an "
+            "interval above 0, is what would justify letting it pre-rank proposals.",
+            "",
+            agreement_markdown(agreement, resamples),
+        ]
     contribution = contribution_table([read_json(p) for p in contributions])
     contribution.to_csv(paths.contribution_csv, index=False)
     if not contribution.empty:
@@ -303,6 +320,66 @@ def external_notes(records: list[dict[str, Any]], category_map: dict[str, dict[s
     if not lines:
         return []
     return ["Libraries from elsewhere are loaded, checked and capped like the base library:", "", *lines, ""]
+
+
+def agreement_table(agreements: list[dict[str, Any]], records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (env, backbone, method): agreement with the expert on the held-out instances' decisions,
+    beside the method's held-out reward on the same instances."""
+    evaluated = {(r["env"], r["backbone"], r["method"]): r for r in records if r["method"] != EXTERNAL}
+    rows = []
+    for a in agreements:
+        for method, score in a["methods"].items():
+            record = evaluated.get((a["env"], a["backbone"], method))
+            rows.append(
+                {
+                    "env": a["env"],
+                    "env_label": env_label(record) if record else a["env"],
+                    "backbone": a["backbone"],
+                    "method": method_label(method),
+                    "agreement": score["mass"],
+                    "greedy_on_expert": score["top1"],
+                    "decisions": score["states"],
+                    "unexpressed": a["unexpressed"],
+                    "reward": record["summary"]["reward_mean"] if record else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def agreement_markdown(df: pd.DataFrame, resamples: int = 1000) -> str:
+    """The agreement table per environment and its rank correlation with held-out reward, over every
+    backbone x method cell and within each backbone."""
+    parts = []
+    for (_, label), sub in df.groupby(["env", "env_label"], sort=False):
+        lines = [
+            f"### {label}",
+            "",
+            "| backbone | method | agreement | greedy on an expert action | held-out reward |",
+            "|---|---|---|---|---|",
+        ]
+        for _, r in sub.iterrows():
+            lines.append(
+                f"| {r['backbone']} | {r['method']} | {r['agreement']:.4f} | {r['greedy_on_expert']:.3f} | "
+                f"{r['reward']:.3f} |"
+            )
+        cells = sub.dropna(subset=["reward"])
+        scopes = [("all backbones", cells)] + [(f"within {b}", c) for b, c in cells.groupby("backbone")]
+        lines.append("")
+        for scope, c in scopes:
+            x, y = list(c["agreement"]), list(c["reward"])
+            rho = spearman(x, y)
+            low, high = spearman_interval(x, y, resamples)
+            shown = "undefined (fewer than 3 cells, or one side constant)" if rho != rho else (
+                f"{rho:+.2f} [{low:+.2f}, {high:+.2f}]"
+            )  # fmt: skip
+            lines.append(f"- Spearman(agreement, held-out reward), {scope}, {len(c)} cells: {shown}")
+        first = sub.iloc[0]
+        lines.append(
+            f"- {first['decisions']} expert decisions per backbone; {first['unexpressed']} more that the "
+            "candidate list could not express were left out"
+        )
+        parts += [*lines, ""]
+    return "\n".join(parts)
 
 
 def plot_search_record(record_path: str, title: str, out_path: str) -> None:
