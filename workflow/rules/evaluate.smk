@@ -93,6 +93,7 @@ rule score_agreement:
         env=env_param,
         run=RUN,
         methods=METHODS,
+        instances=config["evaluation"]["agreement_instances"],
     script:
         "../scripts/score_agreement.py"
 

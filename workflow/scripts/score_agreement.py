@@ -7,6 +7,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])
 score_agreement(
     libraries={m: getattr(sm.input, m, None) for m in sm.params.methods},
+    instances=sm.params.instances,
     backbone=sm.params.backbone,
     env=sm.params.env,
     run=sm.params.run,

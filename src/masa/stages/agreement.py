@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 def score_agreement(
     libraries: dict[str, str | None],
+    instances: int,
     backbone: dict[str, Any],
     env: dict[str, Any],
     run: dict[str, Any],
@@ -27,11 +28,14 @@ def score_agreement(
     out_path: str,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """``libraries`` maps each method to its library file (None: the base library; ``no_skill``: none)."""
+    """``libraries`` maps each method to its library file (None: the base library; ``no_skill``: none);
+    the first ``instances`` held-out instances of each category are scored, in the evaluation's order."""
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     try:
         states, unexpressed = [], 0
-        for task in ctx.heldout_tasks():  # in order, from this job's fresh simulator (expert_states)
+        tasks = ctx.heldout_tasks()
+        chosen = [t for c in ctx.env.categories() for t in [t for t in tasks if t.category == c][:instances]]
+        for task in chosen:  # in order, from this job's fresh simulator (expert_states)
             found, missing = ctx.env.expert_states(task)
             states += found
             unexpressed += missing
@@ -57,6 +61,7 @@ def score_agreement(
     record = {
         "backbone": backbone["name"],
         "env": env["name"],
+        "tasks": [t.key for t in chosen],
         "states": [f"{s.task.key}#{s.step}" for s in states],
         "unexpressed": unexpressed,
         "methods": scores,

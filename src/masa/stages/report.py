@@ -323,13 +323,15 @@ def external_notes(records: list[dict[str, Any]], category_map: dict[str, dict[s
 
 
 def agreement_table(agreements: list[dict[str, Any]], records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (env, backbone, method): agreement with the expert on the held-out instances' decisions,
-    beside the method's held-out reward on the same instances."""
+    """One row per (env, backbone, method): agreement with the expert on the scored held-out instances'
+    decisions, beside the method's held-out reward on the episodes of those same instances."""
     evaluated = {(r["env"], r["backbone"], r["method"]): r for r in records if r["method"] != EXTERNAL}
     rows = []
     for a in agreements:
+        scored = set(a["tasks"])
         for method, score in a["methods"].items():
             record = evaluated.get((a["env"], a["backbone"], method))
+            rewards = [e["reward"] for e in record["episodes"] if e["task"] in scored] if record else []
             rows.append(
                 {
                     "env": a["env"],
@@ -340,7 +342,8 @@ def agreement_table(agreements: list[dict[str, Any]], records: list[dict[str, An
                     "greedy_on_expert": score["top1"],
                     "decisions": score["states"],
                     "unexpressed": a["unexpressed"],
-                    "reward": record["summary"]["reward_mean"] if record else float("nan"),
+                    "reward": sum(rewards) / len(rewards) if rewards else float("nan"),
+                    "reward_episodes": len(rewards),
                 }
             )
     return pd.DataFrame(rows)
@@ -354,13 +357,14 @@ def agreement_markdown(df: pd.DataFrame, resamples: int = 1000) -> str:
         lines = [
             f"### {label}",
             "",
-            "| backbone | method | agreement | greedy on an expert action | held-out reward |",
+            "| backbone | method | agreement | greedy on an expert action | held-out reward, same instances "
+            "(episodes) |",
             "|---|---|---|---|---|",
         ]
         for _, r in sub.iterrows():
             lines.append(
                 f"| {r['backbone']} | {r['method']} | {r['agreement']:.4f} | {r['greedy_on_expert']:.3f} | "
-                f"{r['reward']:.3f} |"
+                f"{r['reward']:.3f} ({r['reward_episodes']}) |"
             )
         cells = sub.dropna(subset=["reward"])
         scopes = [("all backbones", cells)] + [(f"within {b}", c) for b, c in cells.groupby("backbone")]
