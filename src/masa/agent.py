@@ -1,8 +1,8 @@
-"""The single-call ReAct-style agent of method.md: one prompt, one action per step.
+"""The single-call ReAct-style agent of docs/method.md: one prompt, one action per step.
 
-Two action policies: ``generate`` (the model writes ``<action>...</action>``, parsed as method.md says) and
+Two action policies: ``generate`` (the model writes ``<action>...</action>``, parsed as docs/method.md says) and
 ``score`` (the model ranks the candidate actions by mean token log-probability; tiny models echo the
-observation when asked to generate, models.md).
+observation when asked to generate, docs/models.md).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ POLICIES = ("generate", "score")
 @dataclass(frozen=True)
 class AgentConfig:
     policy: str = "score"
-    history: int = 2  # (observation, action) pairs shown, method.md
+    history: int = 2  # (observation, action) pairs shown, docs/method.md
     temperature: float = 0.0
     max_new_tokens: int = 48
     repeat_penalty: float = (
@@ -69,7 +69,7 @@ class EpisodeResult:
 
 
 def episode_reward(score: float, no_op_steps: int, steps: int, noop_penalty: float) -> float:
-    """R = SR - lambda * NHR (method.md), SR being the progress in [0, 1]."""
+    """R = SR - lambda * NHR (docs/method.md), SR being the progress in [0, 1]."""
     return score - noop_penalty * (no_op_steps / steps if steps else 0.0)
 
 

@@ -1,5 +1,5 @@
 """The model profile ("model card"): architecture from the weights, provenance from config, weaknesses from
-preliminary rollouts. No evaluation numbers go into it (method.md)."""
+preliminary rollouts. No evaluation numbers go into it (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def count_parameters(model_dir: Path) -> int:
 
 
 def build_card(model_dir: Path | None, provenance: dict[str, Any], weaknesses: list[str]) -> dict[str, Any]:
-    """A flat card with method.md's fields, in method.md's order.
+    """A flat card with docs/method.md's fields, in docs/method.md's order.
 
     ``model_dir`` is a local transformers folder; for a served model (no local weights) the architecture
     fields come from ``provenance`` and must be given there.

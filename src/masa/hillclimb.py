@@ -1,4 +1,4 @@
-"""Stage 1: hill climbing on the general skills (method.md).
+"""Stage 1: hill climbing on the general skills (docs/method.md).
 
 The loop is independent of environments and models: it gets an ``evaluate`` function (a library in, an
 evaluation on a fixed task suite out) and a teacher. It checkpoints after every iteration; a re-run with

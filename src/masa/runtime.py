@@ -32,7 +32,7 @@ def prepare_process(log_path: str | None = None, level: int = logging.INFO) -> N
     """Start of every stage process: torch's thread policy, then logging to the rule's log file (kept by
     Snakemake on failure) and to stderr (progress you can watch).
 
-    OpenMP's spin-wait made torch 10-15x slower on 2 busy cores (models.md); it must be set before torch
+    OpenMP's spin-wait made torch 10-15x slower on 2 busy cores (docs/models.md); it must be set before torch
     is imported, which happens only when a model is loaded.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -219,7 +219,7 @@ class SkillLibrary:
 
     # --- rendering -----------------------------------------------------------------------------------------
     def render(self, category: str | None = None) -> str:
-        """The skill section of the agent prompt, as method.md specifies it.
+        """The skill section of the agent prompt, as docs/method.md specifies it.
 
         ``category`` selects the task skills of that category (retrieval ``category``); ``None`` renders every
         category's skills (retrieval ``all``). Skill text is inserted verbatim: it is data, never a template.

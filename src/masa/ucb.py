@@ -1,4 +1,4 @@
-"""Stage 2: UCB1 tree search over one category's task skills (method.md).
+"""Stage 2: UCB1 tree search over one category's task skills (docs/method.md).
 
 Nodes are task-skill sets, edges teacher rewrites. Selection descends from the root by
 UCB1(n) = mean(n) + C * sqrt(ln N_parent / N_n), where mean(n) averages the rewards evaluated at n and below

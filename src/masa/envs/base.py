@@ -37,7 +37,7 @@ class StepOutcome:
     score: float  # progress in [0, 1] so far (ScienceWorld: max(score, 0) / 100; ALFWorld: won)
     done: bool
     won: bool
-    no_op: bool  # the action changed nothing (method.md's NHR numerator)
+    no_op: bool  # the action changed nothing (docs/method.md's NHR numerator)
 
 
 @dataclass(frozen=True)

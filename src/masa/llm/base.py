@@ -93,7 +93,7 @@ class LLM(ABC):
     def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
         """Mean token log-probability of each candidate as the start of the assistant's reply.
 
-        The mean, not the sum: the sum favours the shortest actions (models.md measured 1/10 vs 5/10).
+        The mean, not the sum: the sum favours the shortest actions (docs/models.md measured 1/10 vs 5/10).
         """
 
     def score_many(self, requests: list[ScoreRequest], prefill: str = "") -> list[Scored]:

@@ -142,7 +142,7 @@ class TransformersLLM(LLM):
     # --- scoring -----------------------------------------------------------------------------------------------
     def score(self, conversation: list[Message], candidates: list[str], prefill: str = "") -> list[float]:
         """Run the prompt once, then every candidate on a copy of its KV cache (4-7x faster than full
-        sequences, models.md). The prompt itself reuses the previous call's cache up to their common prefix
+        sequences, docs/models.md). The prompt itself reuses the previous call's cache up to their common prefix
         (role, task and skills stay the same across an episode's steps)."""
         import torch
 
