@@ -1,7 +1,9 @@
 # masa: Model-Aware Skill Alignment as a Snakemake workflow.
 #
 #   snakemake --profile profiles/local            # the embedded default, 2 cores, no GPU
-#   snakemake --profile profiles/local trajectories   # stop after a stage (see the target rules below)
+#   snakemake --profile profiles/local trajectories   # stop after a stage (workflow/rules/collect.smk:
+#                                                     # profiles, general_skills, libraries, trajectories,
+#                                                     # rewriters, evaluations)
 #
 # Stages (workflow/rules/<stage>.smk): prepare models -> model profile -> Stage 1 general skills ->
 # Stage 2 task skills (one job per category) -> merged library -> trajectory export -> rewriter ->
@@ -38,6 +40,7 @@ include: "workflow/rules/rewriter.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/collect.smk"
 
 
 rule all:

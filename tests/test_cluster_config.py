@@ -89,3 +89,18 @@ def test_the_slurm_plugin_submits_the_gpu_resource_as_gpus():
 
     assert utils.set_gres_string(SimpleNamespace(resources=Resources(gpu=2))).strip() == "--gpus=2"
     assert utils.set_gres_string(SimpleNamespace(resources=Resources(gpu=0))) == ""
+
+
+@pytest.mark.parametrize(
+    ("target", "last", "not_planned"),
+    [
+        ("trajectories", "export_trajectories", {"train_rewriter", "evaluate_method", "report"}),
+        ("evaluations", "evaluate_swapped_library", {"report", "plot_tree"}),
+    ],
+)
+def test_a_stage_target_plans_its_stage_and_what_it_needs_only(target, last, not_planned):
+    result, _ = dry_run(target)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    planned = {m.group(1) for m in re.finditer(r"^(?:local)?rule (\w+):", result.stdout, re.M)}
+    assert last in planned and target in planned
+    assert not planned & not_planned, planned & not_planned
