@@ -70,22 +70,25 @@ def evaluation(backbone, method, rewards, source=None, label=None):
 
 def test_search_cost_sums_candidates_and_teacher_and_tolerates_extra_keys(tmp_path):
     tree = {
-        "state": {"best": "t1", "teacher_usage": {"calls": 2, "prompt_tokens": 50, "completion_tokens": 9}},
+        "state": {
+            "best": "t1",
+            "teacher_usage": {"calls": 2, "prompt_tokens": 50, "completion_tokens": 9, "seconds": 1.5},
+        },
         "candidates": [{"summary": summary(0.1, hits=1)}, {"summary": summary(0.2), "new_key": 1}],
     }
     (tmp_path / "tree.json").write_text(json.dumps(tree))
-    assert record_cost(tmp_path / "tree.json") == Cost(3, 8, 10, 130, 9, 3.0)  # from summaries
+    assert record_cost(tmp_path / "tree.json") == Cost(3, 8, 10, 130, 9, 4.5)  # summaries + the teacher
     cached = {"steps": 5, "llm_calls": 5, "prompt_tokens": 9, "seconds": 2.0, "cached": True}
     tree["candidates"][0]["episodes"] = [cached, {**cached, "cached": False}]
     (tmp_path / "tree.json").write_text(json.dumps(tree))
     # episodes kept: a cache hit counts at its recorded cost, so the total does not depend on job order
-    assert record_cost(tmp_path / "tree.json") == Cost(4, 14, 16, 108, 9, 5.5)
+    assert record_cost(tmp_path / "tree.json") == Cost(4, 14, 16, 108, 9, 7.0)
     (tmp_path / "record.json").write_text(json.dumps({"usage": {"calls": 3, "prompt_tokens": 7}, "x": 0}))
     assert record_cost(tmp_path / "record.json") == Cost(llm_calls=3, prompt_tokens=7)
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     assert record_cost(adapter) == Cost()  # not trained yet / untrained: nothing recorded
-    (adapter / "loss_curve.json").write_text(json.dumps({"seconds": 12.5, "steps": 3, "loss_curve": []}))
+    (adapter / "training.json").write_text(json.dumps({"seconds": 12.5, "steps": 3}))
     assert record_cost(adapter) == Cost(seconds=12.5)
 
 

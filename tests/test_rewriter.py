@@ -335,7 +335,9 @@ def test_tiny_lora_run_writes_a_loadable_adapter(smollm2_dir: Path, tmp_path: Pa
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    cfg = TrainConfig(max_steps=2, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-3)
+    cfg = TrainConfig(
+        max_steps=2, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-3, target_modules=QV
+    )
     data = [shrink(ex) for ex in examples()[:4]]
     result = train_rewriter(smollm2_dir, data, tmp_path / "adapter", cfg, log=lambda _: None)
     assert result.steps == 2 and len(result.loss_curve) == 2
@@ -370,7 +372,15 @@ def test_full_fine_tuning_saves_a_whole_model_with_its_record(smollm2_dir: Path,
     assert llm.generate([[Message("user", "Hi")]], max_new_tokens=4)[0].completion_tokens > 0
 
 
-RESUME_CONFIG = {"max_steps": 3, "epochs": 1, "max_length": 320, "effective_batch": 1, "learning_rate": 1e-3}
+QV = ("q_proj", "v_proj")  # LoRA on two projections keeps these CPU tests short
+RESUME_CONFIG = {
+    "max_steps": 3,
+    "epochs": 1,
+    "max_length": 320,
+    "effective_batch": 1,
+    "learning_rate": 1e-3,
+    "target_modules": QV,
+}
 CHILD_TRAINING = f"""
 import sys
 from masa.rewriter.data import read_dataset
@@ -530,7 +540,9 @@ def test_cli_aligns_the_packaged_skills_for_an_unseen_backbone(smollm2_dir: Path
     import sys
 
     repo = Path(__file__).resolve().parents[1]
-    cfg = TrainConfig(max_steps=1, epochs=1, max_length=320, effective_batch=1, learning_rate=1e-3)
+    cfg = TrainConfig(
+        max_steps=1, epochs=1, max_length=320, effective_batch=1, learning_rate=1e-3, target_modules=QV
+    )
     train_rewriter(smollm2_dir, [shrink(examples()[0])], tmp_path / "adapter", cfg, log=lambda _: None)
     card = tmp_path / "qwen3-4b.yaml"
     card.write_text(yaml.safe_dump(UNSEEN_CARD))

@@ -37,6 +37,9 @@ EVALUATION_NOT_EPISODE = {
     "swap_matrix",
     "skill_contribution",
     "max_failed_share",
+    "agreement",  # scores expert states; plays no episode
+    "agreement_instances",
+    "external_libraries",  # which libraries are played: their text is in the key already
 }
 
 

@@ -114,13 +114,13 @@ def test_rewriter_adapter_loads_with_peft_or_says_why_not(workdir, smollm2_dir):
     record = json.loads(
         (workdir / "results" / "smollm2-135m" / "scienceworld" / "rewriter" / "record.json").read_text()
     )
-    if (adapter / "UNTRAINED").exists():
-        # No search candidate beat its root: the stage says so, and the rewriter's output is labelled.
-        assert record["untrained"] is True
-        return
-    assert record["untrained"] is False
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm2_dir), adapter)
-    assert any("lora" in name for name, _ in model.named_parameters())
+    examples = pd.read_parquet(workdir / "results" / "rewriter" / "scienceworld" / "train.parquet")
+    # Whether the tiny search beat its root is up to the run; either way the claim is checked, never skipped:
+    # untrained only with no training example (tests/test_rewriter.py trains and loads an adapter for sure).
+    assert record["untrained"] is (adapter / "UNTRAINED").exists() is (len(examples) == 0)
+    if not record["untrained"]:
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm2_dir), adapter)
+        assert any("lora" in name for name, _ in model.named_parameters())
 
 
 def test_card_reads_architecture_from_the_weights(workdir, smollm2_dir):

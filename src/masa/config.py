@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -17,20 +18,51 @@ import yaml
 
 from masa.gpus import gpu_problems
 
-SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+# Shipped inside the package, so an installed masa validates and takes defaults without a checkout;
+# config/schema.yaml is a link to it for the workflow and its readers.
+SCHEMA = Path(__file__).with_name("schema.yaml")
 
 
 class ConfigError(ValueError):
     pass
 
 
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
 def schema_entry(*keys: str) -> dict[str, Any]:
-    """The schema of one config key (``"skills", "max_skill_chars"``: its default, minimum, ...), so tools
-    outside the pipeline (``masa align``) use the same values without a second copy of them."""
-    node = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))["properties"]
-    for key in keys[:-1]:
-        node = node[key]["properties"]
-    return node[keys[-1]]
+    """The schema of one config key (``"skills", "max_skill_chars"``: its default, minimum, ...), with a
+    ``$ref`` to a shared definition merged in, so code outside the workflow (``masa align``, a stage called
+    from Python) uses the same values without a second copy of them."""
+    root = _schema()
+    node: dict[str, Any] = root
+    for key in keys:
+        node = node["properties"][key]
+        if "$ref" in node:  # "#/$defs/<name>": the definition, with the node's own keys on top
+            shared = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+            node = {
+                **shared,
+                **node,
+                "properties": {**shared.get("properties", {}), **node.get("properties", {})},
+            }
+    return node
+
+
+def with_schema_defaults(section: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """A copy of the config section at ``keys`` with every absent key that has a schema default filled in,
+    nested sections included: the one source of defaults for the workflow and for Python callers alike."""
+    return _fill_defaults(copy.deepcopy(section), schema_entry(*keys))
+
+
+def _fill_defaults(value: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    for name, sub in schema.get("properties", {}).items():
+        if name not in value and "default" in sub:
+            value[name] = copy.deepcopy(sub["default"])
+        if isinstance(value.get(name), dict) and "properties" in sub:
+            _fill_defaults(value[name], sub)
+    return value
 
 
 def _with_defaults(validator_class: type) -> type:

@@ -10,29 +10,52 @@ still gives a (lower-bound) cost.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from masa.io import read_json
 
-TRAINING_RECORD = "loss_curve.json"  # written by masa.rewriter.train into the adapter folder
+TRAINING_RECORD = "training.json"  # the rewriter's training cost, written by masa.rewriter.train
 
 
 @dataclass(frozen=True)
 class Cost:
+    """Episodes, steps, model calls, tokens and seconds: the one cost record of every stage, the search
+    budgets and the report. ``episodes`` counts played ones; ``cache_hits`` those the rollout cache served."""
+
     episodes: int = 0
     env_steps: int = 0
     llm_calls: int = 0  # agent and teacher/rewriter calls
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    cache_hits: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cost)))
 
     def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        return {**asdict(self), "tokens": self.tokens}
+
+    @classmethod
+    def of(cls, summaries: Iterable[Any]) -> Cost:
+        """Totals over ``masa.rollout.Summary`` objects (their counters exclude cache hits)."""
+        summaries = list(summaries)
+        return cls(
+            episodes=sum(s.episodes - s.cache_hits for s in summaries),
+            env_steps=sum(s.steps for s in summaries),
+            llm_calls=sum(s.llm_calls for s in summaries),
+            prompt_tokens=sum(s.prompt_tokens for s in summaries),
+            completion_tokens=sum(s.completion_tokens for s in summaries),
+            seconds=sum(s.seconds for s in summaries),
+            cache_hits=sum(s.cache_hits for s in summaries),
+        )
 
 
 def episodes_cost(episodes: list[dict[str, Any]]) -> Cost:
@@ -74,10 +97,11 @@ def usage_cost(usage: dict[str, Any] | None, seconds: float = 0.0) -> Cost:
 
 def search_cost(record: dict[str, Any]) -> Cost:
     """A Stage 1 ``candidates.json`` or Stage 2 ``tree.json``: every candidate's rollouts, plus the teacher's
-    usage when the stage recorded it in ``state.teacher_usage``."""
+    usage and seconds as the stage recorded them in ``state.teacher_usage``."""
     total = sum((_played(c) for c in record.get("candidates", [])), Cost())
     state = record.get("state", {})
-    return total + usage_cost(state.get("teacher_usage"), state.get("teacher_seconds", 0.0))
+    usage = state.get("teacher_usage") or {}
+    return total + usage_cost(usage, usage.get("seconds", 0.0))
 
 
 def _played(record: dict[str, Any]) -> Cost:
@@ -85,10 +109,8 @@ def _played(record: dict[str, Any]) -> Cost:
     return episodes_cost(episodes) if episodes else summary_cost(record.get("summary", {}))
 
 
-def training_cost(record: Any) -> Cost:
-    """The rewriter's ``loss_curve.json``: seconds, and tokens when recorded (``tokens`` or ``usage``)."""
-    if not isinstance(record, dict):  # an untrained rewriter writes an empty list
-        return Cost()
+def training_cost(record: dict[str, Any]) -> Cost:
+    """The rewriter's ``training.json``: seconds, and tokens when recorded (``tokens`` or ``usage``)."""
     cost = usage_cost(record.get("usage"), record.get("seconds", 0.0))
     return cost + Cost(prompt_tokens=int(record.get("tokens", 0)))
 

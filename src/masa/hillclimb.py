@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from masa.acceptance import RULES, decide
-from masa.budget import Budget, Cost
+from masa.budget import Budget
 from masa.candidates import Candidate, load_checkpoint, save_checkpoint, search_checkpoint
+from masa.cost import Cost
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher

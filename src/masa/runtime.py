@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from masa.agent import Agent, AgentConfig
-from masa.config import known_tasks
+from masa.config import known_tasks, with_schema_defaults
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
 from masa.retrieval import TopK
@@ -97,27 +97,32 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
 
 
 def make_environment(name: str, params: dict[str, Any]) -> Environment:
+    """The environment ``name`` from its config section; absent keys take config/schema.yaml's defaults,
+    as in the workflow."""
     if name == "scienceworld":
         from masa.envs.scienceworld import ScienceWorld
 
+        params = with_schema_defaults(params, "environments", name)
         return ScienceWorld(
             tasks=list(params["tasks"]),
             max_steps=params["max_steps"],
-            simplifications=params.get("simplifications", "easy"),
-            max_candidates=params.get("max_candidates", 30),
-            heap_mb=params.get("heap_mb", 512),
-            focus_guard=params.get("focus_guard", True),
+            simplifications=params["simplifications"],
+            max_candidates=params["max_candidates"],
+            heap_mb=params["heap_mb"],
+            focus_guard=params["focus_guard"],
         )
     if name.startswith("alfworld"):
         from masa.envs.alfworld import ALFWorld
 
+        source = alfworld_source(name, params)  # first: an unnamed source has no schema section
+        params = with_schema_defaults(params, "environments", name)
         return ALFWorld(
             name=name,
-            source=alfworld_source(name, params),
+            source=source,
             data_dir=params.get("data_dir") or f"resources/games/{name}",
             tasks=params.get("tasks"),
-            max_steps=params.get("max_steps", 50),
-            eval_split=params.get("eval_split", "valid_seen"),
+            max_steps=params["max_steps"],
+            eval_split=params["eval_split"],
         )
     raise ValueError(f"unknown environment {name!r}")
 
@@ -245,6 +250,7 @@ def open_context(
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
     retrieval, cache_dir, engine} — the config slices a rule passes as params."""
+    env = {"name": env["name"], **with_schema_defaults(env, "environments", env["name"])}
     settings = episode_settings(backbone["spec"], model_dir, env, run["noop_penalty"], temperature)
     environment = make_environment(env["name"], env)
     evaluator = make_evaluator(
@@ -256,7 +262,7 @@ def open_context(
         run["retrieval"],
         run.get("cache_dir"),
         threads,
-        run.get("engine", {}).get("episodes_in_flight", 1),
+        with_schema_defaults(run.get("engine", {}), "engine")["episodes_in_flight"],
         run.get("topk"),
     )
     sets = task_sets(environment, env, run["seed"])
@@ -313,6 +319,5 @@ def make_teacher(
     if spec["kind"] == "edit":
         return fallback
     llm = load_llm(spec["model"], model_dir, "teacher", threads)
-    return LLMTeacher(
-        llm, fallback, retries=spec.get("retries", 2), max_new_tokens=spec.get("max_new_tokens", 320)
-    )
+    spec = with_schema_defaults(spec, "teacher")
+    return LLMTeacher(llm, fallback, retries=spec["retries"], max_new_tokens=spec["max_new_tokens"])

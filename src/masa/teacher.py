@@ -222,6 +222,7 @@ class LLMTeacher(Teacher):
     temperature: float = 0.7  # for retries; the first attempt is greedy
     transcript: list[TeacherCall] = field(default_factory=list)
     fallbacks: int = 0
+    seconds: float = 0.0  # spent in the model's calls, for the stage's cost
     frozen_general: list[Skill] = field(default_factory=list)  # shown to Stage 2 rewrites, never edited there
 
     @property
@@ -256,6 +257,7 @@ class LLMTeacher(Teacher):
                 schema=schema if constrained else None,
             )[0].text
             seconds = time.perf_counter() - start
+            self.seconds += seconds
             try:
                 value = parse(reply)
             except LibraryFormatError as err:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from masa.budget import Budget, Cost
+from masa.budget import Budget
 from masa.candidates import Candidate, load_checkpoint, save_checkpoint, search_checkpoint
+from masa.cost import Cost
 from masa.rollout import Evaluation
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher

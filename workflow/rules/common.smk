@@ -2,11 +2,11 @@
 import re
 from pathlib import Path
 
-from masa.config import validate_config
+from masa.config import SCHEMA, validate_config
 from masa.fitness import has_expert_path
 from masa.gpus import model_gpus, search_job_gpus
 
-validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+validate_config(config, SCHEMA)
 
 BACKBONES = list(config["backbones"])
 ENVS = list(config["environments"])

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from masa.config import with_schema_defaults
+from masa.cost import TRAINING_RECORD
 from masa.io import atomic_open, write_json
 from masa.llm.transformers_backend import plain_chat_prompt
 from masa.rewriter.data import RewriterExample, format_prompt, view_json
@@ -39,25 +41,33 @@ from masa.skills import SkillLibrary
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
 
 
+_REWRITER = with_schema_defaults({}, "rewriter")  # the defaults TrainConfig shares with the workflow
+
+
 @dataclass
 class TrainConfig:
-    method: str = "lora"  # "lora" | "full"
-    lora_r: int = 8
-    lora_alpha: int = 16
+    """Training settings. Those the ``rewriter`` config section has take config/schema.yaml's defaults, so a
+    TrainConfig built in Python trains what the workflow trains; the rest are this loop's own."""
+
+    method: str = _REWRITER["method"]  # "lora" | "full"
+    lora_r: int = _REWRITER["lora_r"]
+    lora_alpha: int = _REWRITER["lora_alpha"]
     lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    learning_rate: float = 3e-3  # for LoRA; full fine-tuning wants ~1e-5 (the paper's)
-    epochs: int = 1
-    max_steps: int | None = 12  # cap on optimizer steps: bounds CPU time whatever the data size (None on GPU)
-    warmup_ratio: float = 0.1
-    effective_batch: int = 4
+    target_modules: tuple[str, ...] = tuple(_REWRITER["target_modules"])
+    learning_rate: float = _REWRITER["learning_rate"]  # LoRA's; full fine-tuning wants ~1e-5 (the paper's)
+    epochs: int = _REWRITER["epochs"]
+    max_steps: int | None = _REWRITER.get(
+        "max_steps"
+    )  # cap on optimizer steps: bounds CPU time (None: no cap)
+    warmup_ratio: float = _REWRITER["warmup_ratio"]
+    effective_batch: int = _REWRITER["effective_batch"]
     micro_batch: int = 1
-    max_length: int = 1024  # card + 3 general and 2 task skills in and out is ~1000 tokens
+    max_length: int = _REWRITER["max_length"]
     max_grad_norm: float = 1.0
     seed: int = 0
     dtype: str = "float32"  # weight dtype for training; bf16 autocast is added on CUDA
-    bf16_on_cpu: bool = False  # bf16 autocast on CPU too: ~2x faster where the CPU has AMX/avx512_bf16
-    checkpoint_every: int = 0  # save a resumable checkpoint every this many optimizer steps (0: never)
+    bf16_on_cpu: bool = _REWRITER["bf16_on_cpu"]  # bf16 autocast on CPU: ~2x faster with AMX/avx512_bf16
+    checkpoint_every: int = _REWRITER["checkpoint_every"]  # optimizer steps between resumable checkpoints
 
     def __post_init__(self) -> None:
         if self.method not in ("lora", "full"):
@@ -315,9 +325,6 @@ def train_rewriter(
     if checkpoint:
         Path(checkpoint).unlink(missing_ok=True)
     return result
-
-
-TRAINING_RECORD = "training.json"
 
 
 def training_record(result: TrainResult, cfg: TrainConfig | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from masa.card import load_card
+from masa.cost import TRAINING_RECORD
 from masa.io import atomic_write_text, write_json
 from masa.llm.base import LLM
 from masa.replies import rewriter_rejections
@@ -25,7 +26,6 @@ from masa.rewriter.data import (
 )
 from masa.rewriter.infer import load_rewriter, rewrite
 from masa.rewriter.train import (
-    TRAINING_RECORD,
     TrainConfig,
     TrainResult,
     train_rewriter,

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from masa.budget import Cost
 from masa.candidates import Candidate, save_candidates, search_fingerprint
 from masa.card import build_card, load_card
+from masa.cost import Cost
 from masa.envs.base import TaskInstance
 from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.io import atomic_write_text, write_json, write_yaml
@@ -90,12 +90,13 @@ def build_model_profile(
     return card
 
 
-def teacher_usage(teacher: Teacher) -> dict[str, int]:
-    """The teacher model's calls and tokens (zero for the edit teacher), kept in the stage record for cost."""
+def teacher_usage(teacher: Teacher) -> dict[str, float]:
+    """The teacher model's calls, tokens and seconds (zero for the edit teacher), kept in the stage record
+    for cost (``masa.cost.search_cost``)."""
     llm = getattr(teacher, "llm", None)
-    return (
-        llm.usage.as_dict() if llm is not None else {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
-    )
+    if llm is None:
+        return {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+    return {**llm.usage.as_dict(), "seconds": teacher.seconds}
 
 
 def finish_search(
