@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from masa.config import ConfigError, validate_config
+from masa.config import ConfigError, schema_entry, validate_config, with_schema_defaults
 from tests.conftest import snakemake
 
 SCHEMA = Path("config/schema.yaml")
@@ -175,7 +175,7 @@ def test_tasks_sets_that_overlap_are_refused():
         ),
         (
             lambda c: c["evaluation"].update(external_libraries={"release": {"alfworld": "bank.json"}}),
-            r"evaluation.external_libraries.release: 'alfworld' is not an environment \(scienceworld, ",
+            r"evaluation.external_libraries.release: 'alfworld' is not an environment \(scienceworld\)",
         ),
         (
             lambda c: c["evaluation"].update(
@@ -235,3 +235,22 @@ def test_a_yaml_syntax_error_in_the_config_names_its_line_and_column(tmp_path):
     result = snakemake(tmp_path, "-n", timeout=120)
     assert result.returncode != 0
     assert "config/config.yaml: not valid YAML at line 3, column 8" in result.stdout + result.stderr
+
+
+def test_code_called_from_python_gets_the_workflows_defaults():
+    """Issue 15: defaults were written twice and had drifted (max_candidates 30 vs 24, TrainConfig's
+    target_modules, epochs, max_steps, max_length vs the schema's); now config/schema.yaml is their one source."""
+    from masa.rewriter.train import TrainConfig
+    from masa.runtime import make_environment
+    from masa.stages.rewriter import train_config
+
+    assert TrainConfig() == train_config(with_schema_defaults({}, "rewriter"), seed=0)
+    assert TrainConfig().target_modules == tuple(schema_entry("rewriter", "target_modules")["default"])
+    env = make_environment("scienceworld", {"tasks": ["find-living-thing"]})  # no JVM until a reset
+    assert (
+        env.builder.max_candidates
+        == schema_entry("environments", "scienceworld", "max_candidates")["default"]
+    )
+    assert env.max_steps == schema_entry("environments", "scienceworld", "max_steps")["default"]
+    alfworld = with_schema_defaults({}, "environments", "alfworld-generated")
+    assert alfworld["max_steps"] == 50 and alfworld["source"] == "generated"  # the shared $defs, then its own
