@@ -33,6 +33,8 @@ SLURM_RULES = {  # every rule of the tiny DAG but the local ones (merging, expor
     "train_rewriter",
     "apply_rewriter",
     "evaluate_method",
+    "evaluate_external_library",
+    "score_agreement",
 }
 CI_OVERRIDES = [
     "--slurm-status-command",
@@ -139,3 +141,12 @@ def test_slurm_results_equal_the_local_run(slurm_run, tiny_local_run):
         assert without_timings(json.loads(remote.read_text())) == without_timings(
             json.loads(local.read_text())
         )
+    # the expert paths come from a fresh simulator in each job, so agreement is reproducible across runs
+    for name in (
+        "smollm2-135m/scienceworld/agreement.json",
+        "smollm2-135m/alfworld-generated/external/release-base.json",
+    ):
+        remote = json.loads((slurm_run / "results" / name).read_text())
+        assert without_timings(remote) == without_timings(
+            json.loads((tiny_local_run / "results" / name).read_text())
+        ), name

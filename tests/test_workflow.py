@@ -26,7 +26,7 @@ def workdir(tiny_local_run) -> Path:
 
 def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
-    methods = ["Adapter", "Base Skill", "MASA", "MASA w/o Stage 2", "No Skill", "Rewriter"]
+    methods = ["Adapter", "Base Skill", "MASA", "No Skill", "Rewriter"]
     assert sorted(table.loc[table["env"] == "scienceworld", "method"]) == methods
     # tiny.yaml's external library is keyed by alfworld-generated only
     assert sorted(table.loc[table["env"] == "alfworld-generated", "method"]) == sorted(
@@ -78,7 +78,6 @@ def test_expert_agreement_is_scored_for_every_method_and_set_beside_reward(workd
         "adapter",
         "masa",
         "rewriter",
-        "masa_no_stage2",
     }
     decisions = len(record["states"])
     assert decisions > 3 and all(
@@ -90,10 +89,10 @@ def test_expert_agreement_is_scored_for_every_method_and_set_beside_reward(workd
     assert record["methods"]["no_skill"]["per_state"] != record["methods"]["base_skill"]["per_state"]
     assert not (workdir / "results" / "smollm2-135m" / "alfworld-generated" / "agreement.json").exists()
     table = pd.read_csv(workdir / "results" / "report" / "agreement.csv")
-    assert len(table) == 6 and table["reward"].notna().all()
+    assert len(table) == 5 and table["reward"].notna().all()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     assert "## Expert agreement vs held-out reward" in summary
-    assert "Spearman(agreement, held-out reward), all backbones, 6 cells:" in summary
+    assert "Spearman(agreement, held-out reward), all backbones, 5 cells:" in summary
 
 
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):
