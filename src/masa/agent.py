@@ -125,11 +125,23 @@ def pick_action(
     rng: random.Random,
 ) -> str:
     """The score policy's choice: the best candidate after the repeat penalty, or a softmax sample."""
-    adjusted = [s - config.repeat_penalty * taken.get(c, 0) for s, c in zip(scores, candidates, strict=True)]
+    adjusted = penalised(scores, candidates, taken, config)
     if config.temperature > 0:
         top = max(adjusted)
         weights = [math.exp((s - top) / config.temperature) for s in adjusted]
         return rng.choices(candidates, weights=weights, k=1)[0]
+    return greedy(adjusted, candidates)
+
+
+def penalised(
+    scores: list[float], candidates: tuple[str, ...], taken: dict[str, int], config: AgentConfig
+) -> list[float]:
+    """The candidates' scores minus the repeat penalty for each earlier use in the episode."""
+    return [s - config.repeat_penalty * taken.get(c, 0) for s, c in zip(scores, candidates, strict=True)]
+
+
+def greedy(adjusted: list[float], candidates: tuple[str, ...]) -> str:
+    """The best-scored candidate (the first on a tie)."""
     return candidates[max(range(len(candidates)), key=adjusted.__getitem__)]
 
 

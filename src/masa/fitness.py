@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from masa.agent import AgentConfig, build_conversation
+from masa.agent import AgentConfig, build_conversation, greedy, penalised
 from masa.envs.base import ExpertState
 from masa.llm.base import LLM, ScoreRequest
 
@@ -66,14 +66,12 @@ def state_request(
 
 def acceptable_mass(scores: list[float], state: ExpertState, config: AgentConfig) -> tuple[float, bool]:
     """The softmax mass on ``state.acceptable`` after the repeat penalty, and whether the greedy pick is in it."""
-    taken = dict(state.taken)
     candidates = state.observation.candidates
-    adjusted = [s - config.repeat_penalty * taken.get(c, 0) for s, c in zip(scores, candidates, strict=True)]
+    adjusted = penalised(scores, candidates, dict(state.taken), config)
     top = max(adjusted)
     weights = [math.exp(s - top) for s in adjusted]
     mass = sum(w for w, c in zip(weights, candidates, strict=True) if c in state.acceptable) / sum(weights)
-    best = candidates[max(range(len(candidates)), key=adjusted.__getitem__)]
-    return mass, best in state.acceptable
+    return mass, greedy(adjusted, candidates) in state.acceptable
 
 
 def agreement(

@@ -16,6 +16,7 @@ METHOD_LABELS = {
     "masa_no_stage2": "MASA w/o Stage 2",
     "rewriter_no_card": "Rewriter w/o card",
 }
+NO_SKILL = "no_skill"  # plays no library at all
 CONTROL = "base_skill"  # paired differences are against the shared initial library
 EXTERNAL = "external"
 

@@ -17,6 +17,7 @@ from masa.agent import Agent, AgentConfig
 from masa.config import known_tasks, with_schema_defaults
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
+from masa.methods import EXTERNAL, NO_SKILL
 from masa.retrieval import TopK
 from masa.rollout import Evaluator, RolloutCache
 from masa.settings import EpisodeSettings
@@ -250,7 +251,7 @@ def open_context(
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
     retrieval, cache_dir, engine} — the config slices a rule passes as params."""
-    env = {"name": env["name"], **with_schema_defaults(env, "environments", env["name"])}
+    env = with_schema_defaults(env, "environments", env["name"])  # keeps its "name"
     settings = episode_settings(backbone["spec"], model_dir, env, run["noop_penalty"], temperature)
     environment = make_environment(env["name"], env)
     evaluator = make_evaluator(
@@ -268,6 +269,16 @@ def open_context(
     sets = task_sets(environment, env, run["seed"])
     library = load_env_library(base_library, env["name"], run, environment)
     return Context(evaluator, environment, sets, library, run["seed"])
+
+
+def played_library(ctx: Context, method: str, path: str | None, run: dict[str, Any]) -> SkillLibrary | None:
+    """What ``method`` plays: nothing for No Skill; an external library loaded, mapped, checked and capped
+    like the base (``load_env_library``); a library the pipeline wrote; else the base library."""
+    if method == NO_SKILL:
+        return None
+    if method == EXTERNAL:
+        return load_env_library(path, ctx.env.name, run, ctx.env)
+    return SkillLibrary.load(path) if path else ctx.base
 
 
 def load_env_library(path: str, env_name: str, run: dict[str, Any], environment: Environment) -> SkillLibrary:

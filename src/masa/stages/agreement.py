@@ -11,8 +11,7 @@ from typing import Any
 
 from masa.fitness import agreement
 from masa.io import write_json
-from masa.runtime import open_context
-from masa.skills import SkillLibrary
+from masa.runtime import open_context, played_library
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,8 @@ def score_agreement(
     ctx = open_context(backbone, env, run, model_dir, base_library, threads)
     try:
         states, unexpressed = [], 0
-        tasks = ctx.heldout_tasks()
-        chosen = [t for c in ctx.env.categories() for t in [t for t in tasks if t.category == c][:instances]]
+        ctx.heldout_tasks()  # checks that no search or profile instance is among them
+        chosen = [t for c in ctx.env.categories() for t in ctx.tasks.evaluation[c][:instances]]
         for task in chosen:  # in order, from this job's fresh simulator (expert_states)
             found, missing = ctx.env.expert_states(task)
             states += found
@@ -44,7 +43,7 @@ def score_agreement(
         agent = ctx.evaluator.agent
         scores = {}
         for method, path in libraries.items():
-            library = None if method == "no_skill" else SkillLibrary.load(path) if path else ctx.base
+            library = played_library(ctx, method, path, run)
             result = agreement(
                 agent.llm,
                 agent.config,

@@ -9,8 +9,7 @@ from masa.agent import EpisodeResult
 from masa.io import write_json
 from masa.methods import EXTERNAL
 from masa.rollout import episode_to_dict, summarise
-from masa.runtime import load_env_library, open_context
-from masa.skills import SkillLibrary
+from masa.runtime import open_context, played_library
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +34,7 @@ def evaluate_method(
     ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
     env_label = ctx.env.display_name
     tasks = ctx.heldout_tasks()
-    if method == "no_skill":
-        skills = None
-    elif method == EXTERNAL:  # brought from elsewhere: loaded, mapped, checked and capped like the base
-        skills = load_env_library(library, env["name"], run, ctx.env)
-    else:
-        skills = SkillLibrary.load(library) if library else ctx.base
+    skills = played_library(ctx, method, library, run)
     seeds = tuple(evaluation["seeds"])
     try:
         result = ctx.evaluator.run(skills, tasks, seeds, label=f"{backbone['name']} {method}")
