@@ -156,9 +156,10 @@ def test_generated_task_sets_are_disjoint_and_labelled(games_dir: Path) -> None:
     params = {"source": "generated", "data_dir": str(games_dir), "tasks": ["clean", "cool"], "max_steps": 9}
     env = make_environment("alfworld-generated", params)
     assert "not comparable" in env.label and env.categories() == ["clean", "cool"]
-    sets = task_sets(env, {"search_instances": 1, "profile_instances": 1, "eval_instances": 1}, seed=0)
-    assert [t.split for ts in sets.search.values() for t in ts] == ["train", "train"]
-    assert [t.split for ts in sets.evaluation.values() for t in ts] == ["test", "test"]
+    search = task_sets(env, {"search_instances": 1}, seed=0, use="search")
+    evaluation = task_sets(env, {"eval_instances": 1}, seed=0, use="evaluation")
+    assert [t.split for ts in search.search.values() for t in ts] == ["train", "train"]
+    assert [t.split for ts in evaluation.evaluation.values() for t in ts] == ["test", "test"]
 
 
 def test_an_environment_name_must_state_its_source() -> None:

@@ -142,8 +142,8 @@ def test_tasks_sets_that_overlap_are_refused():
             return [TaskInstance(self.name, category, str(i), "train") for i in range(3)]
 
     params = {"search_instances": 2, "profile_instances": 1, "eval_instances": 2}
-    with pytest.raises(ValueError, match=r"search/evaluation task sets overlap: \['corridor/walk/train/"):
-        task_sets(SharedSplits(), params, 0)
+    with pytest.raises(ValueError, match=r"evaluation/search task sets overlap: \['corridor/walk/train/"):
+        task_sets(SharedSplits(), params, 0, "evaluation")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from masa.agent import Agent, AgentConfig
-from masa.envs.base import TaskInstance
 from masa.rollout import Evaluator
 from masa.runtime import Context, TaskSets, task_sets
 from masa.skills import Skill, SkillLibrary
@@ -38,33 +37,34 @@ def run_profile(tmp_path, monkeypatch, sets, llm):
     )
 
 
-def test_task_sets_are_disjoint_and_overlaps_are_refused():
-    sets = task_sets(
-        CorridorEnv(), {"search_instances": 2, "profile_instances": 1, "eval_instances": 2}, seed=0
-    )
-    sets.check_disjoint()
-    shared = sets.search["walk"][0]
+def test_a_stage_draws_only_its_own_instances_and_refuses_any_in_another_split():
+    env = CorridorEnv()
+    sets = task_sets(env, {"profile_instances": 2}, seed=0, use="profile")  # no other count needed
+    assert len(sets.profile) == 2 and all(t.split == "dev" for t in sets.profile)
+    assert sets.search == {"walk": []} and sets.evaluation == {"walk": []}
+    search = task_sets(env, {"search_instances": 2}, seed=0, use="search")
+    shared = search.search["walk"][0]
     for broken in (
-        TaskSets(sets.search, [shared], sets.evaluation),
-        TaskSets(sets.search, sets.profile, {"walk": [shared]}),
+        TaskSets({"walk": []}, [shared], {"walk": []}),
+        TaskSets({"walk": []}, [], {"walk": [shared]}),
     ):
-        with pytest.raises(ValueError, match="overlap"):
-            broken.check_disjoint()
+        with pytest.raises(ValueError, match="/search task sets overlap"):
+            broken.check_disjoint(env)  # against the whole train split, not only what a search drew
 
 
-def test_profile_stage_refuses_overlapping_instances_before_playing_any(tmp_path, monkeypatch):
-    task = TaskInstance("corridor", "walk", "0", "dev")
+def test_heldout_tasks_are_checked_against_the_other_splits_before_any_is_played():
     llm = ScriptedLLM(name="fake", liked="forward")
-    with pytest.raises(ValueError, match="profile/evaluation task sets overlap"):
-        run_profile(tmp_path, monkeypatch, TaskSets({"walk": []}, [task], {"walk": [task]}), llm)
-    assert llm.usage.calls == 0 and not (tmp_path / "card.yaml").exists()
+    dev = CorridorEnv().instances("walk", "dev")[0]
+    ctx = corridor_context(TaskSets({"walk": []}, [], {"walk": [dev]}), llm)
+    with pytest.raises(ValueError, match="evaluation/profile task sets overlap"):
+        ctx.heldout_tasks()
+    assert llm.usage.calls == 0
 
 
 def test_profile_stage_summarises_weaknesses_from_its_own_instances(tmp_path, monkeypatch):
     env = CorridorEnv()
-    sets = task_sets(env, {"search_instances": 1, "profile_instances": 2, "eval_instances": 1}, seed=0)
+    sets = task_sets(env, {"profile_instances": 2}, seed=0, use="profile")
     card = run_profile(tmp_path, monkeypatch, sets, ScriptedLLM(name="fake"))  # waits forever: loops
     rollouts = json.loads((tmp_path / "rollouts.json").read_text())
     assert rollouts["tasks"] == [t.key for t in sets.profile] and all("/dev/" in k for k in rollouts["tasks"])
-    assert rollouts["disjoint_from"] == {"search": 1, "evaluation": 1}
     assert any("change nothing" in w for w in card["weaknesses"])

@@ -130,16 +130,41 @@ def test_card_reads_architecture_from_the_weights(workdir, smollm2_dir):
     assert card["weaknesses"] and card["family"] == "SmolLM2"
 
 
-def test_changing_an_evaluation_setting_reruns_only_evaluation_and_report(workdir):
-    config_path = workdir / "config" / "config.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["evaluation"]["seeds"] = [0, 1]
+def planned_rules(workdir: Path, edit) -> set[str]:
+    """The rules a dry-run plans after ``edit`` changed a copy of the run's config (params compared)."""
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    edit(config)
     changed = workdir / "config" / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     dry = snakemake(workdir, "-n", "--configfile", str(changed), "--rerun-triggers", "mtime", "params")
     assert dry.returncode == 0, dry.stderr[-3000:]
-    jobs = {line.split()[1].rstrip(":") for line in dry.stdout.splitlines() if line.startswith("rule ")}
-    assert jobs == {"evaluate_method", "evaluate_external_library", "report", "all"}, dry.stdout[-3000:]
+    return {line.split()[1].rstrip(":") for line in dry.stdout.splitlines() if line.startswith("rule ")}
+
+
+def test_changing_an_evaluation_setting_reruns_only_evaluation_and_report(workdir):
+    jobs = planned_rules(workdir, lambda c: c["evaluation"].update(seeds=[0, 1]))
+    assert jobs == {"evaluate_method", "evaluate_external_library", "report", "all"}
+
+
+def test_speed_and_location_settings_rerun_nothing(workdir):
+    def tune(config):
+        config["engine"] = {"episodes_in_flight": 2}
+        config["cache_dir"] = "elsewhere/cache"
+        config["environments"]["scienceworld"]["heap_mb"] = 1024
+
+    assert planned_rules(workdir, tune) == set()
+
+
+def test_a_stage_2_setting_reruns_stage_2_and_what_depends_on_it_only(workdir):
+    jobs = planned_rules(workdir, lambda c: c["ucb"].update(exploration=2.0))
+    assert "search_task_skills" in jobs and "merge_library" in jobs
+    upstream = {"build_model_profile", "climb_general_skills", "adapt_library", "build_alfworld_games"}
+    assert not jobs & upstream, jobs
+
+
+def test_an_instance_count_reruns_only_the_stages_that_play_it(workdir):
+    jobs = planned_rules(workdir, lambda c: c["environments"]["scienceworld"].update(eval_instances=2))
+    assert jobs == {"evaluate_method", "score_agreement", "report", "all"}  # the external bank is ALFWorld's
 
 
 def test_bad_config_fails_at_start_naming_the_key(workdir):

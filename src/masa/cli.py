@@ -154,7 +154,7 @@ def align(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from masa.runtime import prepare_process
+    from masa.process import prepare_process
 
     parser = build_parser()
     args = parser.parse_args(argv)

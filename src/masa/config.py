@@ -50,6 +50,11 @@ def schema_entry(*keys: str) -> dict[str, Any]:
     return node
 
 
+def schema_default(*keys: str) -> Any:
+    """The schema's default of one config key."""
+    return copy.deepcopy(schema_entry(*keys)["default"])
+
+
 def with_schema_defaults(section: dict[str, Any], *keys: str) -> dict[str, Any]:
     """A copy of the config section at ``keys`` with every absent key that has a schema default filled in,
     nested sections included: the one source of defaults for the workflow and for Python callers alike."""

@@ -6,15 +6,13 @@ Stages receive plain dictionaries (Snakemake ``params``) and call these; nothing
 from __future__ import annotations
 
 import logging
-import os
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from masa.agent import Agent, AgentConfig
-from masa.config import known_tasks, with_schema_defaults
+from masa.config import known_tasks, schema_default, with_schema_defaults
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
 from masa.methods import EXTERNAL, NO_SKILL
@@ -24,29 +22,11 @@ from masa.settings import EpisodeSettings
 from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text, check_library
 from masa.teacher import EditTeacher, LLMTeacher, Teacher
 
+# Each use of instances, the split it draws from and the config key of its count per category.
 SPLITS = {"search": "train", "profile": "dev", "evaluation": "test"}
+COUNTS = {"search": "search_instances", "profile": "profile_instances", "evaluation": "eval_instances"}
 
 log = logging.getLogger(__name__)
-
-
-def prepare_process(log_path: str | None = None, level: int = logging.INFO) -> None:
-    """Start of every stage process: torch's thread policy, then logging to the rule's log file (kept by
-    Snakemake on failure) and to stderr (progress you can watch).
-
-    OpenMP's spin-wait made torch 10-15x slower on 2 busy cores (docs/models.md); it must be set before torch
-    is imported, which happens only when a model is loaded.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
-    )
-    # py4j (ScienceWorld's bridge) logs harmless shutdown tracebacks at INFO level.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: int | None = None) -> LLM:
@@ -97,9 +77,9 @@ def load_llm(spec: dict[str, Any], model_dir: str | None, name: str, threads: in
     raise ValueError(f"model '{name}': unknown backend {backend!r} (transformers, openai, vllm, llamacpp)")
 
 
-def make_environment(name: str, params: dict[str, Any]) -> Environment:
+def make_environment(name: str, params: dict[str, Any], heap_mb: int | None = None) -> Environment:
     """The environment ``name`` from its config section; absent keys take config/schema.yaml's defaults,
-    as in the workflow."""
+    as in the workflow. ``heap_mb`` (a ``Machine`` setting) overrides the section's."""
     if name == "scienceworld":
         from masa.envs.scienceworld import ScienceWorld
 
@@ -109,7 +89,7 @@ def make_environment(name: str, params: dict[str, Any]) -> Environment:
             max_steps=params["max_steps"],
             simplifications=params["simplifications"],
             max_candidates=params["max_candidates"],
-            heap_mb=params["heap_mb"],
+            heap_mb=heap_mb or params["heap_mb"],
             focus_guard=params["focus_guard"],
         )
     if name.startswith("alfworld"):
@@ -142,23 +122,31 @@ def alfworld_source(name: str, params: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class TaskSets:
-    """The instances each use may play; disjoint by construction and checked."""
+    """The instances one stage plays, by use: only the stage's own use is drawn (``task_sets``), so a stage
+    depends on its own instance count alone; the others are empty."""
 
     search: dict[str, list[TaskInstance]]
     profile: list[TaskInstance]
     evaluation: dict[str, list[TaskInstance]]
 
-    def check_disjoint(self) -> None:
-        search = {t.key for ts in self.search.values() for t in ts}
-        evaluation = {t.key for ts in self.evaluation.values() for t in ts}
-        profile = {t.key for t in self.profile}
-        for a, b, label in (
-            (search, evaluation, "search/evaluation"),
-            (profile, search, "profile/search"),
-            (profile, evaluation, "profile/evaluation"),
-        ):
-            if a & b:
-                raise ValueError(f"{label} task sets overlap: {sorted(a & b)[:5]}")
+    def played(self) -> dict[str, set[str]]:
+        """Instance keys by use."""
+        return {
+            "search": {t.key for ts in self.search.values() for t in ts},
+            "profile": {t.key for t in self.profile},
+            "evaluation": {t.key for ts in self.evaluation.values() for t in ts},
+        }
+
+    def check_disjoint(self, env: Environment) -> None:
+        """Raise when an instance this stage plays is in another use's split at all, so no search, profile
+        and evaluation instance can ever coincide, whatever counts the other stages draw."""
+        for use, keys in self.played().items():
+            for other, split in SPLITS.items():
+                if other == use or not keys:
+                    continue
+                overlap = keys & {t.key for c in env.categories() for t in env.instances(c, split)}
+                if overlap:
+                    raise ValueError(f"{use}/{other} task sets overlap: {sorted(overlap)[:5]}")
 
 
 def pick(instances: list[TaskInstance], count: int, seed: int) -> list[TaskInstance]:
@@ -167,20 +155,23 @@ def pick(instances: list[TaskInstance], count: int, seed: int) -> list[TaskInsta
     return sorted(chosen, key=lambda t: (len(t.instance), t.instance))
 
 
-def task_sets(env: Environment, params: dict[str, Any], seed: int) -> TaskSets:
-    cats = env.categories()
+def task_sets(env: Environment, params: dict[str, Any], seed: int, use: str) -> TaskSets:
+    """``use``'s instances (``params[COUNTS[use]]`` per category from its split), checked disjoint from
+    every other use's split."""
+    if use not in SPLITS:
+        raise ValueError(f"unknown use {use!r} (expected one of {sorted(SPLITS)})")
+
+    def drawn(wanted: str) -> dict[str, list[TaskInstance]]:
+        if wanted != use:
+            return {c: [] for c in env.categories()}
+        return {c: pick(env.instances(c, SPLITS[use]), params[COUNTS[use]], seed) for c in env.categories()}
+
     sets = TaskSets(
-        search={c: pick(env.instances(c, SPLITS["search"]), params["search_instances"], seed) for c in cats},
-        profile=[
-            t
-            for c in cats
-            for t in pick(env.instances(c, SPLITS["profile"]), params["profile_instances"], seed)
-        ],
-        evaluation={
-            c: pick(env.instances(c, SPLITS["evaluation"]), params["eval_instances"], seed) for c in cats
-        },
+        search=drawn("search"),
+        profile=[t for ts in drawn("profile").values() for t in ts],
+        evaluation=drawn("evaluation"),
     )
-    sets.check_disjoint()
+    sets.check_disjoint(env)
     return sets
 
 
@@ -231,7 +222,7 @@ class Context:
     def heldout_tasks(self) -> list[TaskInstance]:
         """Every category's evaluation instances, after checking that no search or profile instance is
         among them (whatever built the sets)."""
-        self.tasks.check_disjoint()
+        self.tasks.check_disjoint(self.env)
         return [t for c in self.env.categories() for t in self.tasks.evaluation[c]]
 
     def close(self) -> None:
@@ -240,20 +231,45 @@ class Context:
         self.evaluator.agent.llm.close()
 
 
+@dataclass(frozen=True)
+class Machine:
+    """How fast and where a stage runs, never what it computes: the workflow passes these as Snakemake
+    ``resources``, not ``params``, so tuning them re-runs no job (docs/workflow.md). Defaults are the
+    schema's."""
+
+    episodes_in_flight: int = schema_default("engine", "episodes_in_flight")
+    cache_dir: str | None = schema_default("cache_dir")
+    heap_mb: int | None = None  # None: the environment section's (ScienceWorld's JVM heap)
+
+    @classmethod
+    def of(cls, resources: Any) -> Machine:
+        """From a rule's ``resources`` (or any object with those attributes); "" means no cache / the
+        section's heap, as a resource cannot be None."""
+        return cls(
+            episodes_in_flight=int(resources.episodes_in_flight),
+            cache_dir=resources.cache_dir or None,
+            heap_mb=int(resources.heap_mb) or None,
+        )
+
+
 def open_context(
     backbone: dict[str, Any],
     env: dict[str, Any],
     run: dict[str, Any],
     model_dir: str | None,
     base_library: str,
+    use: str,
     threads: int | None = None,
     temperature: float | None = None,
+    machine: Machine | None = None,
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
-    retrieval, cache_dir, engine} — the config slices a rule passes as params."""
+    retrieval, ...} — the config slices a rule passes as params; ``use`` the instances the stage plays
+    (search, profile or evaluation)."""
+    machine = machine or Machine()
     env = with_schema_defaults(env, "environments", env["name"])  # keeps its "name"
     settings = episode_settings(backbone["spec"], model_dir, env, run["noop_penalty"], temperature)
-    environment = make_environment(env["name"], env)
+    environment = make_environment(env["name"], env, machine.heap_mb)
     evaluator = make_evaluator(
         backbone["name"],
         backbone["spec"],
@@ -261,12 +277,12 @@ def open_context(
         environment,
         settings,
         run["retrieval"],
-        run.get("cache_dir"),
+        machine.cache_dir,
         threads,
-        with_schema_defaults(run.get("engine", {}), "engine")["episodes_in_flight"],
+        machine.episodes_in_flight,
         run.get("topk"),
     )
-    sets = task_sets(environment, env, run["seed"])
+    sets = task_sets(environment, env, run["seed"], use)
     library = load_env_library(base_library, env["name"], run, environment)
     return Context(evaluator, environment, sets, library, run["seed"])
 

@@ -24,6 +24,7 @@ rule adapt_library:
         "../../envs/masa.yaml"
     threads: 1
     params:
+        code=stage_code("adapt_library.py"),
         teacher=config["teacher"],
         categories=lambda wildcards: categories(wildcards.env),
         seed=config["seed"],

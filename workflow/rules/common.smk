@@ -2,9 +2,11 @@
 import re
 from pathlib import Path
 
+from masa.codeversion import code_version
 from masa.config import SCHEMA, validate_config
 from masa.fitness import has_expert_path
 from masa.gpus import model_gpus, search_job_gpus
+from masa.runtime import COUNTS
 
 validate_config(config, SCHEMA)
 
@@ -26,10 +28,18 @@ RUN = {
     "topk": config["skills"]["topk"],
     "category_map": config["skills"]["category_map"],
     "include_skill_files": config["skills"]["include_skill_files"],
-    "cache_dir": config["cache_dir"],
     "max_skill_chars": config["skills"]["max_skill_chars"],
-    "engine": config.get("engine", {}),
 }
+# How fast and where episodes are played, never what they give (masa.runtime.Machine): rules take these as
+# resources, which Snakemake does not compare when it decides what to re-run, so tuning them re-runs nothing.
+EPISODES_IN_FLIGHT = config["engine"]["episodes_in_flight"]
+CACHE_DIR = config["cache_dir"] or ""  # a resource cannot be None; "" is no cache
+
+
+def heap_mb(wildcards_or_env):
+    """The environment's simulator heap (ScienceWorld's JVM), 0 where it has none."""
+    env = getattr(wildcards_or_env, "env", wildcards_or_env)
+    return config["environments"][env].get("heap_mb", 0)
 
 
 wildcard_constraints:
@@ -75,8 +85,24 @@ def backbone_param(wildcards):
     return {"name": wildcards.backbone, "spec": config["backbones"][wildcards.backbone]}
 
 
-def env_param(wildcards):
-    return {"name": wildcards.env, **config["environments"][wildcards.env]}
+def stage_code(script):
+    """The version of the code ``workflow/scripts/<script>`` runs (masa.codeversion), a param of its rule:
+    editing a module the stage imports re-runs that stage."""
+    return code_version(Path(workflow.basedir) / "workflow" / "scripts" / script)
+
+
+def env_for(use, env=None):
+    """The environment section as a stage that plays ``use``'s instances (search, profile, evaluation)
+    needs it: without the other uses' instance counts and the heap (a resource), so that changing those
+    re-runs none of this stage's jobs."""
+    dropped = {"heap_mb", *(key for u, key in COUNTS.items() if u != use)}
+
+    def param(wildcards):
+        name = env or wildcards.env
+        section = config["environments"][name]
+        return {"name": name, **{k: v for k, v in section.items() if k not in dropped}}
+
+    return param
 
 
 def base_library(wildcards):

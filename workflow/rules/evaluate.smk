@@ -20,10 +20,14 @@ rule evaluate_method:
     threads: 1
     resources:
         gpu=backbone_gpus,
+        episodes_in_flight=EPISODES_IN_FLIGHT,
+        cache_dir=CACHE_DIR,
+        heap_mb=heap_mb,
     params:
         backbone=backbone_param,
-        env=env_param,
+        env=env_for("evaluation"),
         run=RUN,
+        code=stage_code("evaluate_method.py"),
         evaluation=EVALUATION_SETTINGS,
         method=lambda wildcards: wildcards.method,
     script:
@@ -88,10 +92,14 @@ rule score_agreement:
     threads: 1
     resources:
         gpu=backbone_gpus,
+        episodes_in_flight=EPISODES_IN_FLIGHT,
+        cache_dir=CACHE_DIR,
+        heap_mb=heap_mb,
     params:
         backbone=backbone_param,
-        env=env_param,
+        env=env_for("evaluation"),
         run=RUN,
+        code=stage_code("score_agreement.py"),
         methods=METHODS,
         instances=config["evaluation"]["agreement_instances"],
     script:
@@ -114,10 +122,16 @@ rule skill_contribution:
     conda:
         "../../envs/masa.yaml"
     threads: 1
+    resources:
+        gpu=backbone_gpus,
+        episodes_in_flight=EPISODES_IN_FLIGHT,
+        cache_dir=CACHE_DIR,
+        heap_mb=heap_mb,
     params:
         backbone=backbone_param,
-        env=env_param,
+        env=env_for("evaluation"),
         run=RUN,
+        code=stage_code("skill_contribution.py"),
         evaluation=EVALUATION_SETTINGS,
     script:
         "../scripts/skill_contribution.py"

@@ -17,6 +17,7 @@ rule export_trajectories:
     conda:
         "../../envs/masa.yaml"
     params:
+        code=stage_code("export_trajectories.py"),
         backbone=lambda wildcards: wildcards.backbone,
         env=lambda wildcards: wildcards.env,
     script:
@@ -37,5 +38,7 @@ rule export_agent_skills:
     localrule: True
     conda:
         "../../envs/masa.yaml"
+    params:
+        code=stage_code("export_agent_skills.py"),
     script:
         "../scripts/export_agent_skills.py"

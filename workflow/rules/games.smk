@@ -17,6 +17,7 @@ rule build_alfworld_games:
         "../../envs/masa.yaml"
     threads: 1
     params:
+        code=stage_code("build_alfworld_games.py"),
         env=lambda wildcards: {
             k: v
             for k, v in config["environments"][wildcards.env].items()

@@ -25,10 +25,14 @@ rule climb_general_skills:
     threads: 1
     resources:
         gpu=search_gpus,
+        episodes_in_flight=EPISODES_IN_FLIGHT,
+        cache_dir=CACHE_DIR,
+        heap_mb=heap_mb,
     params:
         backbone=backbone_param,
-        env=env_param,
+        env=env_for("search"),
         run=RUN,
+        code=stage_code("climb_general_skills.py"),
         teacher=config["teacher"],
         search=config["hillclimb"],
         heldout=HELDOUT,

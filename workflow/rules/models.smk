@@ -12,6 +12,7 @@ rule prepare_model:
     conda:
         "../../envs/masa.yaml"
     params:
+        code=stage_code("prepare_model.py"),
         model=lambda wildcards: wildcards.model,
     script:
         "../scripts/prepare_model.py"
@@ -29,6 +30,7 @@ rule assemble_gguf:
     conda:
         "../../envs/masa.yaml"
     params:
+        code=stage_code("assemble_gguf.py"),
         model=lambda wildcards: wildcards.model,
     script:
         "../scripts/assemble_gguf.py"

@@ -22,10 +22,14 @@ rule build_model_profile:
     threads: 1
     resources:
         gpu=search_gpus,
+        episodes_in_flight=EPISODES_IN_FLIGHT,
+        cache_dir=CACHE_DIR,
+        heap_mb=heap_mb(PROFILE_ENV),
     params:
         backbone=backbone_param,
-        env={"name": PROFILE_ENV, **config["environments"][PROFILE_ENV]},
+        env=env_for("profile", PROFILE_ENV),
         run=RUN,
+        code=stage_code("build_model_profile.py"),
         teacher=config["teacher"],
     script:
         "../scripts/build_model_profile.py"

@@ -119,6 +119,7 @@ rule report:
     conda:
         "../../envs/masa.yaml"
     params:
+        code=stage_code("report.py"),
         evaluations=EVALUATIONS,
         resamples=config["evaluation"]["bootstrap_resamples"],
         notes={
@@ -153,6 +154,7 @@ rule plot_hillclimb:
     conda:
         "../../envs/masa.yaml"
     params:
+        code=stage_code("plot_search.py"),
         title="Stage 1 hill climbing: {backbone} on {env}",
     script:
         "../scripts/plot_search.py"

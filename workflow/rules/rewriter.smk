@@ -29,6 +29,7 @@ rule build_rewriter_data:
     conda:
         "../../envs/masa.yaml"
     params:
+        code=stage_code("build_rewriter_data.py"),
         env=lambda wildcards: wildcards.env,
         categories=lambda wildcards: categories(wildcards.env),
         backbones=TRAINING_BACKBONES,
@@ -62,6 +63,7 @@ rule train_rewriter:
     resources:
         gpu=config["rewriter"]["gpus"],
     params:
+        code=stage_code("train_rewriter.py"),
         training=config["rewriter"],
         seed=config["seed"],
         checkpoint="results/rewriter/{env}/train_checkpoint.pt",
@@ -86,6 +88,7 @@ rule apply_rewriter:
         "../../envs/masa.yaml"
     threads: 1
     params:
+        code=stage_code("apply_rewriter.py"),
         env=lambda wildcards: wildcards.env,
         categories=lambda wildcards: categories(wildcards.env),
         heldout=HELDOUT,

@@ -25,10 +25,14 @@ rule search_task_skills:
     threads: 1
     resources:
         gpu=search_gpus,
+        episodes_in_flight=EPISODES_IN_FLIGHT,
+        cache_dir=CACHE_DIR,
+        heap_mb=heap_mb,
     params:
         backbone=backbone_param,
-        env=env_param,
+        env=env_for("search"),
         run=RUN,
+        code=stage_code("search_task_skills.py"),
         teacher=config["teacher"],
         search=config["ucb"],
         category=lambda wildcards: wildcards.category,
@@ -51,6 +55,7 @@ rule merge_library:
     conda:
         "../../envs/masa.yaml"
     params:
+        code=stage_code("merge_library.py"),
         categories=lambda wildcards: searched_categories(wildcards.env),
     script:
         "../scripts/merge_library.py"

@@ -1,6 +1,6 @@
 """Adapter: Snakemake rule adapt_library -> masa.stages.adapt.adapt_library."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.adapt import adapt_library
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

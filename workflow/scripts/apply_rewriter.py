@@ -1,6 +1,6 @@
 """Adapter: Snakemake rule apply_rewriter -> masa.stages.rewriter.apply_rewriter."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.rewriter import apply_rewriter
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

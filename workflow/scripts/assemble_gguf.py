@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from masa.llm.packaged import PACKAGED_MODELS, assemble_gguf
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 
 prepare_process(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 path = assemble_gguf(PACKAGED_MODELS[snakemake.params.model], Path(snakemake.output[0]))  # noqa: F821

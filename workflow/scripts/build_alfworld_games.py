@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from masa.envs.alfworld_games import GameSettings, build_games
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])

@@ -1,6 +1,7 @@
 """Adapter: Snakemake rule build_model_profile -> masa.stages.search.build_model_profile."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
+from masa.runtime import Machine
 from masa.stages.search import build_model_profile
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -17,4 +18,5 @@ build_model_profile(
     rollouts_path=sm.output.rollouts,
     transcript_path=sm.output.transcript,
     threads=sm.threads,
+    machine=Machine.of(sm.resources),
 )

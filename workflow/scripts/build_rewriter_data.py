@@ -1,6 +1,6 @@
 """Adapter: Snakemake rule build_rewriter_data -> masa.stages.rewriter.build_rewriter_data."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.rewriter import build_rewriter_data
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

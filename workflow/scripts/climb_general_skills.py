@@ -1,6 +1,7 @@
 """Adapter: Snakemake rule climb_general_skills -> masa.stages.search.climb."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
+from masa.runtime import Machine
 from masa.stages.search import climb
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -21,4 +22,5 @@ climb(
     transcript_path=sm.output.transcript,
     checkpoint_path=sm.params.checkpoint,
     threads=sm.threads,
+    machine=Machine.of(sm.resources),
 )

@@ -1,6 +1,7 @@
 """Adapter: Snakemake rule evaluate_method -> masa.stages.evaluate.evaluate_method."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
+from masa.runtime import Machine
 from masa.stages.evaluate import evaluate_method
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -17,4 +18,5 @@ evaluate_method(
     out_path=sm.output[0],
     library_source=getattr(sm.params, "source", None),
     threads=sm.threads,
+    machine=Machine.of(sm.resources),
 )

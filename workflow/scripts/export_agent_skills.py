@@ -1,7 +1,7 @@
 """Adapter: Snakemake rule export_agent_skills -> masa.agentskills.write_folder."""
 
 from masa.agentskills import write_folder
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.skills import SkillLibrary
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,6 +1,6 @@
 """Adapter: Snakemake rule export_trajectories -> masa.stages.export.export_trajectories."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.export import export_trajectories
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

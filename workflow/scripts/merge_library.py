@@ -1,6 +1,6 @@
 """Adapter: Snakemake rule merge_library -> masa.stages.search.merge_library."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.search import merge_library
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,6 +1,6 @@
 """Adapter: Snakemake rules plot_hillclimb / plot_tree -> masa.stages.report.plot_search_record."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.report import plot_search_record
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from masa.llm.packaged import PACKAGED_MODELS, convert_to_safetensors
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 
 prepare_process(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 convert_to_safetensors(PACKAGED_MODELS[snakemake.params.model], Path(snakemake.output[0]))  # noqa: F821

@@ -1,6 +1,6 @@
 """Adapter: Snakemake rule report -> masa.stages.report.write_report."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.report import ReportPaths, write_report
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,6 +1,7 @@
 """Adapter: Snakemake rule score_agreement -> masa.stages.agreement.score_agreement."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
+from masa.runtime import Machine
 from masa.stages.agreement import score_agreement
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -15,4 +16,5 @@ score_agreement(
     base_library=sm.input.base,
     out_path=sm.output[0],
     threads=sm.threads,
+    machine=Machine.of(sm.resources),
 )

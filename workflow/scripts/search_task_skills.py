@@ -1,6 +1,7 @@
 """Adapter: Snakemake rule search_task_skills -> masa.stages.search.search_category."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
+from masa.runtime import Machine
 from masa.stages.search import search_category
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -22,4 +23,5 @@ search_category(
     transcript_path=sm.output.transcript,
     checkpoint_path=sm.params.checkpoint,
     threads=sm.threads,
+    machine=Machine.of(sm.resources),
 )

@@ -1,6 +1,7 @@
 """Adapter: Snakemake rule skill_contribution -> masa.stages.contribution.skill_contribution."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
+from masa.runtime import Machine
 from masa.stages.contribution import skill_contribution
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -15,4 +16,5 @@ skill_contribution(
     library=sm.input.library,
     out_path=sm.output[0],
     threads=sm.threads,
+    machine=Machine.of(sm.resources),
 )

@@ -1,6 +1,6 @@
 """Adapter: Snakemake rule train_rewriter -> masa.stages.rewriter.fit_rewriter."""
 
-from masa.runtime import prepare_process
+from masa.process import prepare_process
 from masa.stages.rewriter import fit_rewriter
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

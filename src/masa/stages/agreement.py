@@ -11,7 +11,7 @@ from typing import Any
 
 from masa.fitness import agreement
 from masa.io import write_json
-from masa.runtime import open_context, played_library
+from masa.runtime import Machine, open_context, played_library
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,11 @@ def score_agreement(
     base_library: str,
     out_path: str,
     threads: int | None = None,
+    machine: Machine | None = None,
 ) -> dict[str, Any]:
     """``libraries`` maps each method to its library file (None: the base library; ``no_skill``: none);
     the first ``instances`` held-out instances of each category are scored, in the evaluation's order."""
-    ctx = open_context(backbone, env, run, model_dir, base_library, threads)
+    ctx = open_context(backbone, env, run, model_dir, base_library, "evaluation", threads, machine=machine)
     try:
         states, unexpressed = [], 0
         ctx.heldout_tasks()  # checks that no search or profile instance is among them

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from masa.io import write_json
-from masa.runtime import open_context
+from masa.runtime import Machine, open_context
 from masa.skills import SkillLibrary
 from masa.stats import paired_difference
 
@@ -52,8 +52,19 @@ def skill_contribution(
     library: str,
     out_path: str,
     threads: int | None = None,
+    machine: Machine | None = None,
 ) -> list[dict[str, Any]]:
-    ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
+    ctx = open_context(
+        backbone,
+        env,
+        run,
+        model_dir,
+        base_library,
+        "evaluation",
+        threads,
+        evaluation["temperature"],
+        machine=machine,
+    )
     tasks = ctx.heldout_tasks()
     seeds = tuple(evaluation["seeds"])
     keys = [(t.key, s) for s in seeds for t in tasks]  # Evaluator.run's order

@@ -9,7 +9,7 @@ from masa.agent import EpisodeResult
 from masa.io import write_json
 from masa.methods import EXTERNAL
 from masa.rollout import episode_to_dict, summarise
-from masa.runtime import open_context, played_library
+from masa.runtime import Machine, open_context, played_library
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,24 @@ def evaluate_method(
     library: str | None,
     out_path: str,
     threads: int | None = None,
+    machine: Machine | None = None,
     library_source: str | None = None,
 ) -> dict[str, Any]:
     """Play ``method``'s library on the held-out (test-split) instances of every category, for every seed.
 
     ``library_source`` names the backbone whose library is played when it is not ``backbone`` (the swap
     matrix), or the label of an external library (method ``external``). Each episode is recorded with its seed, so two records pair up by (task, seed)."""
-    ctx = open_context(backbone, env, run, model_dir, base_library, threads, evaluation["temperature"])
+    ctx = open_context(
+        backbone,
+        env,
+        run,
+        model_dir,
+        base_library,
+        "evaluation",
+        threads,
+        evaluation["temperature"],
+        machine=machine,
+    )
     env_label = ctx.env.display_name
     tasks = ctx.heldout_tasks()
     skills = played_library(ctx, method, library, run)
@@ -57,7 +68,6 @@ def evaluate_method(
         "summary": summarise(result.episodes, resamples).as_dict(),
         "by_category": {c: summarise(es, resamples).as_dict() for c, es in sorted(by_category.items())},
         "tasks": [t.key for t in tasks],
-        "search_tasks": [t.key for ts in ctx.tasks.search.values() for t in ts],
         "episodes": [
             {**episode_to_dict(e), "seed": seed} for (seed, _), e in zip(played, result.episodes, strict=True)
         ],

@@ -16,7 +16,7 @@ from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.io import atomic_write_text, write_json, write_yaml
 from masa.replies import log_rejections, teacher_record
 from masa.rollout import episode_to_dict
-from masa.runtime import Context, make_teacher, open_context
+from masa.runtime import Context, Machine, make_teacher, open_context
 from masa.skills import SkillLibrary
 from masa.teacher import LLMTeacher, Teacher, transcript_records
 from masa.ucb import UCBConfig, search_task_skills
@@ -56,12 +56,12 @@ def build_model_profile(
     rollouts_path: str,
     transcript_path: str,
     threads: int | None = None,
+    machine: Machine | None = None,
 ) -> dict[str, Any]:
     """The card: architecture from the weights, provenance from config, weaknesses from preliminary
-    rollouts on the environment's dev split (disjoint from search and evaluation, checked in TaskSets)."""
-    ctx = open_context(backbone, env, run, model_dir, base_library, threads)
+    rollouts on the environment's dev split (checked disjoint from the search and evaluation splits)."""
+    ctx = open_context(backbone, env, run, model_dir, base_library, "profile", threads, machine=machine)
     try:
-        ctx.tasks.check_disjoint()  # the card must not have seen any instance a search or evaluation plays
         evaluation = ctx.evaluator.run(ctx.base, ctx.tasks.profile, label=f"{backbone['name']} profile")
     finally:
         ctx.close()
@@ -77,10 +77,6 @@ def build_model_profile(
         {
             "summary": evaluation.summary.as_dict(),
             "tasks": [t.key for t in ctx.tasks.profile],
-            "disjoint_from": {
-                "search": sum(len(ts) for ts in ctx.tasks.search.values()),
-                "evaluation": sum(len(ts) for ts in ctx.tasks.evaluation.values()),
-            },
             "episodes": [episode_to_dict(e) for e in evaluation.episodes],
             "teacher": teacher_record(teacher),
         },
@@ -148,10 +144,11 @@ def climb(
     transcript_path: str,
     checkpoint_path: str,
     threads: int | None = None,
+    machine: Machine | None = None,
 ) -> None:
     """Stage 1 on the search instances of every non-held-out category."""
     started = time.perf_counter()
-    ctx = open_context(backbone, env, run, model_dir, base_library, threads)
+    ctx = open_context(backbone, env, run, model_dir, base_library, "search", threads, machine=machine)
     teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
     suite = [t for c in searched_categories(ctx.env.categories(), heldout) for t in ctx.tasks.search[c]]
     try:
@@ -198,10 +195,11 @@ def search_category(
     transcript_path: str,
     checkpoint_path: str,
     threads: int | None = None,
+    machine: Machine | None = None,
 ) -> None:
     """Stage 2 for one category, with Stage 1's general skills frozen."""
     started = time.perf_counter()
-    ctx = open_context(backbone, env, run, model_dir, base_library, threads)
+    ctx = open_context(backbone, env, run, model_dir, base_library, "search", threads, machine=machine)
     teacher = make_teacher(teacher_spec, teacher_model_dir, ctx.base, threads)
     if category not in ctx.tasks.search:
         raise ValueError(f"category {category!r} is not a task of {env['name']}: {sorted(ctx.tasks.search)}")
