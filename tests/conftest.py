@@ -41,6 +41,31 @@ def gemma_dir() -> Path:
     return packaged_model_dir("gemma3-270m")
 
 
+# Fixtures that load a real packaged model, simulator, server or run: a test that uses one (directly, through
+# another fixture, or as a parametrized fixture name) is marked `models`, so `pytest -m "not models"` is the
+# fast unit run.
+REAL_FIXTURES = frozenset(
+    {
+        "smollm2_dir",
+        "gemma_dir",
+        "tiny_local_run",
+        "slurm_run",
+        "vllm_report",
+        "smollm2",
+        "server_url",
+        "games_dir",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        named = set(getattr(item, "fixturenames", ())) | {v for v in params.values() if isinstance(v, str)}
+        if named & REAL_FIXTURES or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.models)
+
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
 
 

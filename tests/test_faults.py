@@ -100,6 +100,7 @@ def java_children() -> list[int]:
     return found
 
 
+@pytest.mark.models  # starts the real simulator
 def test_a_killed_scienceworld_jvm_is_restarted_and_the_episode_replayed_then_failed_if_it_dies_again():
     pytest.importorskip("scienceworld")
     from masa.envs.scienceworld import ScienceWorld

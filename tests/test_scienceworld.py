@@ -9,7 +9,10 @@ import pytest
 from masa.envs.base import TaskInstance
 from masa.envs.scienceworld import ScienceWorld, TaskProfile, canonical
 
-pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="ScienceWorld needs java on PATH")
+pytestmark = [
+    pytest.mark.models,  # every test here starts the simulator's JVM
+    pytest.mark.skipif(shutil.which("java") is None, reason="ScienceWorld needs java on PATH"),
+]
 
 TASKS = ["find-living-thing", "find-non-living-thing"]
 LIVING = (
