@@ -10,7 +10,7 @@ from masa.agent import Agent, AgentConfig
 from masa.rollout import Evaluator
 from masa.runtime import Context, TaskSets, task_sets
 from masa.skills import Skill, SkillLibrary
-from masa.stages import search as stages
+from masa.stages import profile as stages
 from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 BASE = SkillLibrary(general_skills=[Skill("g1", "Move", "Keep moving.")])

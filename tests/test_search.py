@@ -259,7 +259,7 @@ def test_ucb_stops_on_its_token_budget():
 
 
 def test_stage_record_counts_cost_apart_from_cache_hits():
-    from masa.stages.search import stage_record
+    from masa.stages.records import stage_record
 
     fresh = EpisodeResult("t", "c", True, 1.0, 3, 0, 1.0, 3, 300, 0, 2.0)
     cached = EpisodeResult("u", "c", False, 0.0, 4, 1, 0.0, 4, 400, 0, 1.0, cached=True)
@@ -336,7 +336,7 @@ def test_backpropagation_keeps_subtree_means():
 def test_a_repeated_search_is_served_from_the_rollout_cache_and_recorded_as_hits(tmp_path):
     from masa.agent import Agent, AgentConfig
     from masa.rollout import Evaluator, RolloutCache
-    from masa.stages.search import stage_record
+    from masa.stages.records import stage_record
     from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
     def run():

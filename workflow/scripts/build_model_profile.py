@@ -1,8 +1,8 @@
-"""Adapter: Snakemake rule build_model_profile -> masa.stages.search.build_model_profile."""
+"""Adapter: Snakemake rule build_model_profile -> masa.stages.profile.build_model_profile."""
 
 from masa.process import prepare_process
 from masa.runtime import Machine
-from masa.stages.search import build_model_profile
+from masa.stages.profile import build_model_profile
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])

@@ -1,8 +1,8 @@
-"""Adapter: Snakemake rule climb_general_skills -> masa.stages.search.climb."""
+"""Adapter: Snakemake rule climb_general_skills -> masa.stages.general.climb."""
 
 from masa.process import prepare_process
 from masa.runtime import Machine
-from masa.stages.search import climb
+from masa.stages.general import climb
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])

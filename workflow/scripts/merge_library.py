@@ -1,7 +1,7 @@
-"""Adapter: Snakemake rule merge_library -> masa.stages.search.merge_library."""
+"""Adapter: Snakemake rule merge_library -> masa.stages.merge.merge_library."""
 
 from masa.process import prepare_process
-from masa.stages.search import merge_library
+from masa.stages.merge import merge_library
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])

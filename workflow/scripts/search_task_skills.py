@@ -1,8 +1,8 @@
-"""Adapter: Snakemake rule search_task_skills -> masa.stages.search.search_category."""
+"""Adapter: Snakemake rule search_task_skills -> masa.stages.task.search_category."""
 
 from masa.process import prepare_process
 from masa.runtime import Machine
-from masa.stages.search import search_category
+from masa.stages.task import search_category
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])
