@@ -3,7 +3,8 @@
 It runs the real search code (``masa.hillclimb`` / ``masa.ucb`` through the real ``Evaluator``, agent and
 rollout cache) with a deterministic fake model and environment, and records to ``workdir``:
 
-- ``llm_calls.log``: one line per model call (flushed, so it survives SIGKILL);
+- ``llm_calls.log``: one line per call of the agent's model (flushed, so it survives SIGKILL), and
+  ``teacher_calls.log`` the same for the teacher's (an LLM teacher whose replies are a function of the prompt);
 - ``episodes.log``: the cache key of every episode actually played (not served from the cache);
 - ``result.json``: the final library and candidate records, written when the run finishes.
 
@@ -19,21 +20,22 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
 
-import masa.hillclimb
 import masa.io
-import masa.ucb
+import masa.searchloop
 from masa.agent import Agent, AgentConfig
 from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
 from masa.hillclimb import HillClimbConfig, climb_general_skills
-from masa.llm.base import LLM
+from masa.llm.base import LLM, Generation
+from masa.replies import teacher_record
 from masa.rollout import Evaluator, RolloutCache
 from masa.settings import EpisodeSettings
 from masa.skills import Skill, SkillLibrary
-from masa.teacher import EditTeacher
+from masa.teacher import EditTeacher, LLMTeacher
 from masa.ucb import UCBConfig, search_task_skills
 
 CATEGORY = "walk"
@@ -57,7 +59,21 @@ class HashLLM(LLM):
         self.calls_log.flush()
 
     def generate(self, conversations, max_new_tokens, temperature=0.0, seed=0, prefill="", schema=None):
-        raise AssertionError("the crash tests use the score policy")
+        """The teacher's replies, a fixed function of the prompt: an attribution never validates (the edit
+        teacher answers), a rewrite validates two times in three, so usage and fallbacks both accumulate."""
+        self._record()
+        out = []
+        for conversation in conversations:
+            prompt = conversation[-1].content
+            h = int(hashlib.sha256(prompt.encode()).hexdigest()[:6], 16)
+            if prefill.startswith('[{"skill_id"') and h % 3:
+                skill = {"title": f"Tip {h % 97}", "principle": f"Go forward {h % 5 + 1} times, then look."}
+                reply = json.dumps([{"skill_id": "x", **skill}])  # starts with the prefill, as a reply does
+            else:
+                reply = "not an answer"
+            out.append(Generation(reply, len(prompt) // 4, 9))
+        self.usage.add_generations(out)
+        return out
 
     def score(self, conversation, candidates, prefill=""):
         self._record()
@@ -127,12 +143,12 @@ def install_checkpoint_pauses(module, checkpoint: Path, pause: tuple[str, int] |
     original_save = module.save_checkpoint
     original_replace = os.replace
 
-    def save(path, candidates, state, transcript):
+    def save(path, state, teacher):
         saves["n"] += 1
-        original_save(path, candidates, state, transcript)
+        original_save(path, state, teacher)
         if pause == ("checkpoint", saves["n"]):
             stop_here()
-        if pause and pause[0] == "accepted" and any(c.accepted and c.iteration > 0 for c in candidates):
+        if pause and pause[0] == "accepted" and any(c.accepted and c.iteration > 0 for c in state.candidates):
             stop_here()
 
     def replace(src, dst):
@@ -171,15 +187,15 @@ def main() -> None:
     def evaluate(library, label):
         return evaluator.run(library, suite, seeds=(0, 1), label=label)
 
-    teacher = EditTeacher(POOL)
+    # the teacher's calls go to their own log: llm_calls.log counts the agent's, which a resume never repeats
+    teacher = LLMTeacher(HashLLM(WORKDIR / "teacher_calls.log"), EditTeacher(POOL), retries=0)
+    install_checkpoint_pauses(masa.searchloop, checkpoint, pause)
     if args.search == "hillclimb":
-        install_checkpoint_pauses(masa.hillclimb, checkpoint, pause)
         result = climb_general_skills(
             INITIAL, evaluate, teacher, {}, HillClimbConfig(iterations=6, patience=3), 7, checkpoint
         )
         best, records, extra = result.best, result.candidates, {"stopped_by": result.stopped_by}
     else:
-        install_checkpoint_pauses(masa.ucb, checkpoint, pause)
         tree = search_task_skills(
             INITIAL, CATEGORY, evaluate, teacher, {}, UCBConfig(iterations=6, max_children=2), 7, checkpoint
         )
@@ -191,6 +207,8 @@ def main() -> None:
             "library": best.library.to_dict(),
             "candidates": [c.to_dict() for c in records],
             "transcript": [c.__dict__ for c in teacher.transcript],
+            "teacher_usage": {**teacher.llm.usage.as_dict(), "fallbacks": teacher.fallbacks},
+            "teacher_replies": teacher_record(teacher),
             **extra,
         },
     )

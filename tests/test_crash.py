@@ -73,6 +73,8 @@ def outcome(workdir: Path) -> dict:
     served from the cache, the model calls they saved): those legitimately differ after a resume."""
     result = json.loads((workdir / "result.json").read_text())
     cost = {"steps", "llm_calls", "prompt_tokens", "completion_tokens", "seconds", "cache_hits"}
+    # The teacher's usage and fallbacks stay: a resumed search must report the whole search's (its seconds
+    # are wall time and go).
     for candidate in result["candidates"]:
         candidate["summary"] = {k: v for k, v in candidate["summary"].items() if k not in cost}
         for episode in candidate["episodes"]:
@@ -101,7 +103,12 @@ def reference(tmp_path_factory):
 
 
 def assert_same_as_uninterrupted(workdir: Path, reference: Path, exact_calls: bool = True) -> None:
-    assert outcome(workdir) == outcome(reference)
+    resumed, whole = outcome(workdir), outcome(reference)
+    assert (
+        resumed["teacher_usage"] == whole["teacher_usage"]
+    )  # calls, tokens and fallbacks of the whole search
+    assert resumed["teacher_replies"] == whole["teacher_replies"]
+    assert resumed == whole
     episodes = played(workdir)
     assert [k for k, n in Counter(episodes).items() if n > 1] == []  # no finished episode played twice
     assert set(episodes) <= set(played(reference))
@@ -119,6 +126,10 @@ def test_reference_runs_exercise_acceptance_and_the_tree(reference):
     assert hill["stopped_by"] == "patience"
     tree = outcome(reference["ucb"])
     assert len({c["parent_id"] for c in tree["candidates"]}) >= 3  # children below more than the root
+    for run in (hill, tree):  # the teacher both answers and falls back, so its counts can be told apart
+        usage = run["teacher_usage"]
+        assert usage["calls"] > usage["fallbacks"] > 0
+        assert {c["teacher"] for c in run["candidates"]} >= {"llm"}
     for search in (
         "hillclimb",
         "ucb",

@@ -30,7 +30,7 @@ class CountingTeacher(Teacher):
     def attribute(self, failures, scope):
         return f"{len(failures)} failures"
 
-    def rewrite(self, skills, scope, analysis, card, history, seed, rejected=()):
+    def rewrite(self, skills, scope, analysis, card, history, seed, rejected=(), frozen=()):
         self.calls += 1
         self.rejected.append([s.title for listed, _ in rejected for s in listed])
         return Rewrite([*skills, Skill(f"s{self.calls}", f"v{self.calls}", f"p{self.calls}")], "llm")
@@ -452,3 +452,34 @@ def test_a_ucb_node_whose_every_episode_failed_backs_up_nothing_and_is_never_the
     assert not nodes["t1"].played and nodes["t1"].visits == 0  # its 0.0 would pull the root's mean down
     assert nodes["t0"].visits == 2 and math.isclose(nodes["t0"].value_sum, 0.8)  # root and t2 only
     assert result.best.node_id == "t2"
+
+
+@pytest.mark.parametrize("search", ["hillclimb", "ucb"])
+def test_a_checkpoint_of_another_format_version_is_refused_with_a_message(tmp_path, caplog, search):
+    from masa.io import read_checked_json, write_checked_json
+    from masa.searchloop import CHECKPOINT_VERSION
+
+    caplog.set_level(logging.INFO)
+    checkpoint = tmp_path / "checkpoint.json"
+    section = general if search == "hillclimb" else task
+    rewards = {"v0": 0.2, "v1": 0.9, "v2": 0.9, "v3": 0.9}
+
+    def run(evaluate):
+        if search == "hillclimb":
+            config = HillClimbConfig(iterations=3, patience=3)
+            return climb_general_skills(INITIAL, evaluate, CountingTeacher(), {}, config, 0, checkpoint)
+        return search_task_skills(
+            INITIAL, "c", evaluate, CountingTeacher(), {}, UCBConfig(iterations=3), 0, checkpoint
+        )
+
+    with pytest.raises(Killed):
+        run(killed_after(2, scripted(rewards, section)))
+    saved = read_checked_json(checkpoint)
+    assert saved["state"]["version"] == CHECKPOINT_VERSION and "teacher" in saved["state"]
+    del saved["state"]["version"]  # as a checkpoint written before versions were saved
+    write_checked_json(checkpoint, saved)
+    caplog.clear()
+    with pytest.raises(Killed):
+        run(killed_after(0, scripted(rewards, section)))  # the root is played again: no resume
+    assert f"format version 1 and this masa reads version {CHECKPOINT_VERSION}" in caplog.text
+    assert "resuming" not in caplog.text

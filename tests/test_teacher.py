@@ -148,13 +148,13 @@ def test_weaknesses_are_a_json_list_plus_the_measured_ones():
 
 def test_stage2_prompt_shows_the_card_the_frozen_general_skills_and_the_best_past_sets():
     llm = ScriptedLLM(name="t", replies=["nope"])
-    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0, frozen_general=[SKILLS[1]])
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0)
     history = [(SKILLS, 0.5), (SKILLS[:1], 0.25)]
-    teacher.rewrite(POOL, "find", "loops", {"family": "SmolLM2"}, history, seed=0)
+    teacher.rewrite(POOL, "find", "loops", {"family": "SmolLM2"}, history, seed=0, frozen=[SKILLS[1]])
     prompt = teacher.transcript[0].prompt
     assert "family: SmolLM2" in prompt and "Never repeat a useless action." in prompt
     assert "reward 0.500:" in prompt and "reward 0.250:" in prompt
-    teacher.rewrite(SKILLS, "general", "loops", {}, history, seed=0)
+    teacher.rewrite(SKILLS, "general", "loops", {}, history, seed=0, frozen=[SKILLS[1]])
     assert "General skills the agent also follows" not in teacher.transcript[-2].prompt  # Stage 1 edits them
 
 
@@ -163,7 +163,7 @@ def test_hill_climbing_shows_the_teacher_the_k_best_past_sets_with_scores():
     from tests.test_search import INITIAL, CountingTeacher, general, scripted
 
     class Recording(CountingTeacher):
-        def rewrite(self, skills, scope, analysis, card, history, seed, rejected=()):
+        def rewrite(self, skills, scope, analysis, card, history, seed, rejected=(), frozen=()):
             self.histories = [*getattr(self, "histories", []), [r for _, r in history]]
             return super().rewrite(skills, scope, analysis, card, history, seed)
 
@@ -182,11 +182,11 @@ def test_real_teacher_path_on_the_packaged_model(smollm2_dir):
     from masa.llm.transformers_backend import TransformersLLM
 
     llm = TransformersLLM(name="teacher", path=str(smollm2_dir), threads=2)
-    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0, max_new_tokens=24, frozen_general=SKILLS)
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0, max_new_tokens=24)
     card = {"family": "SmolLM2", "weaknesses": []}
     weaknesses = teacher.weaknesses(card, [failed_episode()])
     analysis = teacher.attribute([failed_episode()], "find")
-    rewrite = teacher.rewrite(SKILLS, "find", analysis, card, [(SKILLS, 0.1)], seed=0)
+    rewrite = teacher.rewrite(SKILLS, "find", analysis, card, [(SKILLS, 0.1)], seed=0, frozen=SKILLS)
     asked = [c for c in teacher.transcript if c.attempt > 0]
     assert [c.step for c in asked] == ["weaknesses", "attribute", "rewrite"]
     assert all(c.prompt and c.reply for c in asked)

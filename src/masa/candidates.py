@@ -14,8 +14,7 @@ from masa.agent import EpisodeResult
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
 from masa.rollout import Evaluation, Summary, episode_from_dict, episode_to_dict
 from masa.settings import digest
-from masa.skills import LibraryFormatError, SkillLibrary
-from masa.teacher import TeacherCall, transcript_records
+from masa.skills import SkillLibrary
 
 log = logging.getLogger(__name__)
 
@@ -104,46 +103,3 @@ def search_checkpoint(path: Path | None, config: Any, seed: int, *inputs: Any) -
     if path is None:
         return None
     return Checkpoint(path, search_fingerprint(*inputs, loop_settings(config), seed))
-
-
-def save_checkpoint(
-    checkpoint: Checkpoint | None,
-    candidates: list[Candidate],
-    state: dict[str, Any],
-    transcript: list[TeacherCall],
-) -> None:
-    """Save a search's progress after an iteration; a search run without a checkpoint keeps none.
-
-    The teacher's transcript so far goes with it: a resumed run must still save every prompt and reply of
-    the whole search, not only those made after the kill. The inputs' fingerprint goes with it too.
-    """
-    if checkpoint is not None:
-        record = {**state, "transcript": transcript_records(transcript), "inputs": checkpoint.fingerprint}
-        save_candidates(checkpoint.path, candidates, record)
-
-
-def load_checkpoint(
-    checkpoint: Checkpoint | None,
-) -> tuple[list[Candidate], dict[str, Any], list[TeacherCall]] | None:
-    """The saved candidates, loop state and teacher transcript, or None when there is no usable checkpoint.
-
-    A damaged checkpoint, or one made with other inputs or settings (a changed base library, card, suite,
-    model or search setting), is never used: the search starts over, and the rollout cache serves every
-    episode it had finished with the same settings, so starting over costs no model call.
-    """
-    if checkpoint is None or not checkpoint.path.is_file():
-        return None
-    path = checkpoint.path
-    try:
-        candidates, state = load_candidates(path)
-    except (CorruptFileError, LibraryFormatError, KeyError, TypeError) as err:
-        log.warning("ignoring damaged checkpoint %s, starting the search over: %s", path, err)
-        return None
-    if state.pop("inputs", None) != checkpoint.fingerprint:
-        log.warning(
-            "ignoring checkpoint %s: it was made with other inputs or settings, starting the search over",
-            path,
-        )
-        return None
-    transcript = [TeacherCall(**record) for record in state.pop("transcript", [])]
-    return candidates, state, transcript

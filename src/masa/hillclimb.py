@@ -15,9 +15,9 @@ from typing import Any
 
 from masa.acceptance import RULES, decide
 from masa.budget import Budget
-from masa.candidates import Candidate, load_checkpoint, save_checkpoint, search_checkpoint
-from masa.cost import Cost
+from masa.candidates import Candidate, search_checkpoint
 from masa.rollout import Evaluation
+from masa.searchloop import SearchState, run_search
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
 
@@ -83,29 +83,20 @@ def climb_general_skills(
     if it was made with the same initial library, card, config, seed and ``inputs`` (the caller's settings).
     """
     saved = search_checkpoint(checkpoint, config, seed, initial.to_dict(), card, inputs)
-    resumed = load_checkpoint(saved)
-    if resumed is not None:
-        candidates, state, teacher.transcript = resumed
-        log.info("resuming hill climbing from %s at iteration %d", checkpoint, state["iteration"] + 1)
-    else:
+
+    def start() -> SearchState:
         root_eval = evaluate(initial, "stage1 initial")
         root = Candidate(
             "g0", "", 0, "general", "", initial, root_eval.summary, root_eval.episodes, "initial", True
         )
-        candidates, state = [root], {"iteration": 0, "best": "g0", "patience": 0, "stopped_by": "iterations"}
-        save_checkpoint(saved, candidates, state, teacher.transcript)
-    by_id = {c.node_id: c for c in candidates}
-    while state["iteration"] < config.iterations and state["patience"] < config.patience:
-        spent = config.budget.exhausted(Cost.of([c.summary for c in candidates]))
-        if spent:
-            log.info("stage1 stops before iteration %d: %s", state["iteration"] + 1, spent)
-            state["stopped_by"] = spent
-            save_checkpoint(saved, candidates, state, teacher.transcript)
-            break
-        iteration = state["iteration"] + 1
-        best = by_id[state["best"]]
+        return SearchState([root], best="g0")
+
+    def step(state: SearchState) -> None:
+        by_id = {c.node_id: c for c in state.candidates}
+        iteration = state.iteration + 1
+        best = by_id[state.best]
         analysis = teacher.attribute(best.evaluation.failures, "general")
-        history = sorted(candidates, key=lambda c: c.reward, reverse=True)[: config.top_k]
+        history = sorted(state.candidates, key=lambda c: c.reward, reverse=True)[: config.top_k]
         rewrite = teacher.rewrite(
             best.library.general_skills,
             "general",
@@ -115,7 +106,7 @@ def climb_general_skills(
             seed + iteration,
             rejected=[
                 (c.library.general_skills, c.reward)
-                for c in candidates
+                for c in state.candidates
                 if c.iteration and c.played and not c.accepted
             ],
         )
@@ -142,13 +133,17 @@ def climb_general_skills(
             "accepted" if candidate.accepted else "rejected",
         )
         if candidate.accepted:
-            state["best"], state["patience"] = candidate.node_id, 0
+            state.best, state.patience = candidate.node_id, 0
         else:
-            state["patience"] += 1
-        candidates.append(candidate)
-        by_id[candidate.node_id] = candidate
-        state["iteration"] = iteration
-        if state["patience"] >= config.patience:
-            state["stopped_by"] = "patience"
-        save_checkpoint(saved, candidates, state, teacher.transcript)
-    return HillClimbResult(by_id[state["best"]], candidates, state["stopped_by"])
+            state.patience += 1
+        state.candidates.append(candidate)
+        state.iteration = iteration
+        if state.patience >= config.patience:
+            state.stopped_by = "patience"
+
+    def more(state: SearchState) -> bool:
+        return state.iteration < config.iterations and state.patience < config.patience
+
+    state = run_search("stage1", saved, teacher, config.budget, start, step, more)
+    best = next(c for c in state.candidates if c.node_id == state.best)
+    return HillClimbResult(best, state.candidates, state.stopped_by)

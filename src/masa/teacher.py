@@ -16,12 +16,12 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
 from masa.agent import EpisodeResult
-from masa.llm.base import LLM, Message
+from masa.llm.base import LLM, Message, Usage
 from masa.skills import LibraryFormatError, Mistake, Skill
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,14 @@ def parse_skill_list(reply: str, prefix: str) -> list[Skill]:
 class Teacher(ABC):
     transcript: list[TeacherCall]
 
+    def state(self) -> dict[str, Any]:
+        """What a search checkpoint keeps of the teacher, so a resumed search reports the whole search."""
+        return {"transcript": transcript_records(self.transcript)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Back to a ``state()`` saved by a search that was interrupted."""
+        self.transcript = [TeacherCall(**record) for record in state["transcript"]]
+
     @abstractmethod
     def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
         """Weaknesses of the backbone, summarised from preliminary rollouts."""
@@ -112,9 +120,11 @@ class Teacher(ABC):
         history: list[tuple[list[Skill], float]],
         seed: int,
         rejected: Sequence[tuple[list[Skill], float]] = (),
+        frozen: Sequence[Skill] = (),
     ) -> Rewrite:
         """A revised skill list for ``scope``; ``history`` holds the best past lists with their rewards,
-        ``rejected`` earlier proposals that scored no better than what they would have replaced."""
+        ``rejected`` earlier proposals that scored no better than what they would have replaced, ``frozen``
+        the general skills the agent follows beside a task's skills (Stage 2 shows them, never edits them)."""
 
 
 def loop_share(episodes: list[EpisodeResult]) -> float:
@@ -161,6 +171,7 @@ class EditTeacher(Teacher):
         history: list[tuple[list[Skill], float]],
         seed: int,
         rejected: Sequence[tuple[list[Skill], float]] = (),
+        frozen: Sequence[Skill] = (),
     ) -> Rewrite:
         rng = random.Random(f"{scope}/{seed}/{len(history)}")
         operators = list(EDIT_OPERATORS)
@@ -223,7 +234,20 @@ class LLMTeacher(Teacher):
     transcript: list[TeacherCall] = field(default_factory=list)
     fallbacks: int = 0
     seconds: float = 0.0  # spent in the model's calls, for the stage's cost
-    frozen_general: list[Skill] = field(default_factory=list)  # shown to Stage 2 rewrites, never edited there
+
+    def state(self) -> dict[str, Any]:
+        """The transcript, the fallback count, the seconds and the model's token usage."""
+        return {
+            **super().state(),
+            "fallbacks": self.fallbacks,
+            "seconds": self.seconds,
+            "usage": self.llm.usage.as_dict(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        self.fallbacks, self.seconds = state["fallbacks"], state["seconds"]
+        self.llm.usage = Usage(**state["usage"])
 
     @property
     def analysis_tokens(self) -> int:
@@ -322,21 +346,22 @@ class LLMTeacher(Teacher):
         history: list[tuple[list[Skill], float]],
         seed: int,
         rejected: Sequence[tuple[list[Skill], float]] = (),
+        frozen: Sequence[Skill] = (),
     ) -> Rewrite:
         best = "\n".join(f"reward {r:.3f}: {skills_json(s)}" for s, r in history) or "(none yet)"
         failed = "".join(
             REJECTED_SECTION.format(reward=r, skills=skills_json(s)) for s, r in rejected[-REJECTED_SHOWN:]
         )
-        frozen = ""
-        if scope != "general" and self.frozen_general:
-            frozen = FROZEN_SECTION.format(general=skills_json(self.frozen_general))
+        shown = (
+            FROZEN_SECTION.format(general=skills_json(list(frozen))) if scope != "general" and frozen else ""
+        )
         prompt = REWRITE_PROMPT.format(
             card=card_text(card),
             scope=scope,
             skills=skills_json(skills),
             analysis=analysis,
             history=best,
-            frozen=frozen,
+            frozen=shown,
             rejected=failed,
         )
         prefix = "gen" if scope == "general" else scope.replace("-", "_")[:24]
@@ -355,7 +380,7 @@ class LLMTeacher(Teacher):
         )
         if revised is not None:
             return Rewrite(revised, "llm")
-        result = self.fallback.rewrite(skills, scope, analysis, card, history, seed, rejected)
+        result = self.fallback.rewrite(skills, scope, analysis, card, history, seed, rejected, frozen)
         self._fell_back("rewrite", f"{result.source}: {skills_json(result.skills)}")
         return result
 

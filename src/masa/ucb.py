@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from masa.budget import Budget
-from masa.candidates import Candidate, load_checkpoint, save_checkpoint, search_checkpoint
-from masa.cost import Cost
+from masa.candidates import Candidate, search_checkpoint
 from masa.rollout import Evaluation
+from masa.searchloop import SearchState, run_search
 from masa.skills import SkillLibrary
 from masa.teacher import Teacher
 
@@ -89,13 +89,8 @@ def search_task_skills(
     """Search ``category``'s task skills with the rest of ``library`` (general skills) frozen; a checkpoint
     is resumed only if made with the same library, category, card, config, seed and ``inputs``."""
     saved = search_checkpoint(checkpoint, config, seed, library.to_dict(), category, card, inputs)
-    resumed = load_checkpoint(saved)
-    if resumed is not None:
-        nodes_list, state, teacher.transcript = resumed
-        log.info(
-            "resuming UCB search of %s from %s at iteration %d", category, checkpoint, state["iteration"] + 1
-        )
-    else:
+
+    def start() -> SearchState:
         root_eval = evaluate(library, f"stage2 {category} root")
         root = Candidate(
             "t0",
@@ -110,17 +105,11 @@ def search_task_skills(
             visits=1,
             value_sum=root_eval.summary.reward_mean,
         )
-        nodes_list, state = [root], {"iteration": 0}
-        save_checkpoint(saved, nodes_list, state, teacher.transcript)
-    nodes = {n.node_id: n for n in nodes_list}
-    while state["iteration"] < config.iterations:
-        spent = config.budget.exhausted(Cost.of([n.summary for n in nodes.values()]))
-        if spent:
-            log.info("stage2 %s stops before iteration %d: %s", category, state["iteration"] + 1, spent)
-            state["stopped_by"] = spent
-            save_checkpoint(saved, list(nodes.values()), state, teacher.transcript)
-            break
-        iteration = state["iteration"] + 1
+        return SearchState([root])
+
+    def step(state: SearchState) -> None:
+        nodes = {n.node_id: n for n in state.candidates}
+        iteration = state.iteration + 1
         parent = select(nodes, "t0", config)
         skills = parent.library.task_specific_skills.get(category, [])
         analysis = teacher.attribute(parent.evaluation.failures, category)
@@ -137,6 +126,7 @@ def search_task_skills(
                 for n in nodes.values()
                 if n.parent_id and n.played and n.reward <= nodes[n.parent_id].reward
             ],
+            frozen=parent.library.general_skills,
         )
         child_library = parent.library.with_task_skills(category, rewrite.skills)
         evaluation = evaluate(child_library, f"stage2 {category} iteration {iteration}")
@@ -169,9 +159,18 @@ def search_task_skills(
             child.reward,
             rewrite.source,
         )
-        state["iteration"] = iteration
-        save_checkpoint(saved, list(nodes.values()), state, teacher.transcript)
-    ordered = list(nodes.values())
-    best = best_node(ordered)
+        state.candidates.append(child)
+        state.iteration = iteration
+
+    state = run_search(
+        f"stage2 {category}",
+        saved,
+        teacher,
+        config.budget,
+        start,
+        step,
+        lambda state: state.iteration < config.iterations,
+    )
+    best = best_node(state.candidates)
     best.accepted = True
-    return TreeResult(best, ordered, state.get("stopped_by", "iterations"))
+    return TreeResult(best, state.candidates, state.stopped_by)

@@ -10,7 +10,6 @@ from masa.card import load_card
 from masa.runtime import Machine, make_teacher, open_context
 from masa.skills import SkillLibrary
 from masa.stages.records import finish_search, search_inputs
-from masa.teacher import LLMTeacher
 from masa.ucb import UCBConfig, search_task_skills
 
 
@@ -41,8 +40,6 @@ def search_category(
         raise ValueError(f"category {category!r} is not a task of {env['name']}: {sorted(ctx.tasks.search)}")
     suite = ctx.tasks.search[category]
     frozen = SkillLibrary.load(general_library)
-    if isinstance(teacher, LLMTeacher):
-        teacher.frozen_general = frozen.general_skills
     try:
         result = search_task_skills(
             frozen,
