@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from masa.config import ConfigError, schema_entry, validate_config, with_schema_defaults
-from tests.conftest import snakemake
+from tests.conftest import REPO, snakemake
 
 SCHEMA = Path("config/schema.yaml")
 
@@ -254,3 +254,17 @@ def test_code_called_from_python_gets_the_workflows_defaults():
     assert env.max_steps == schema_entry("environments", "scienceworld", "max_steps")["default"]
     alfworld = with_schema_defaults({}, "environments", "alfworld-generated")
     assert alfworld["max_steps"] == 50 and alfworld["source"] == "generated"  # the shared $defs, then its own
+
+
+def test_a_registered_method_is_a_valid_config_value_and_has_its_label(monkeypatch):
+    """Adding a method is one masa.methods entry: the schema's enum and the report's label follow it."""
+    from masa import methods
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["evaluation"]["methods"] = ["base_skill", "trial"]
+    with pytest.raises(ConfigError, match="'trial' is not one of"):
+        validate_config(copy.deepcopy(config), SCHEMA)
+    trial = methods.Method("trial", "Trial", "results/{backbone}/{env}/general/library.json")
+    monkeypatch.setitem(methods.METHODS, "trial", trial)
+    assert validate_config(copy.deepcopy(config), SCHEMA)["evaluation"]["methods"] == ["base_skill", "trial"]
+    assert methods.method_label("trial") == "Trial"

@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from masa.gpus import gpu_problems
+from masa.methods import METHODS
 
 # Shipped inside the package, so an installed masa validates and takes defaults without a checkout;
 # config/schema.yaml is a link to it for the workflow and its readers.
@@ -28,8 +29,21 @@ class ConfigError(ValueError):
 
 
 @functools.cache
+def _schema_file(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def load_schema(path: str | Path = SCHEMA) -> dict[str, Any]:
+    """The schema, with the values that the package registers filled in: ``evaluation.methods`` takes the
+    keys of ``masa.methods.METHODS``, so a registered method is a valid config value without a second list."""
+    schema = copy.deepcopy(_schema_file(Path(path).resolve()))
+    methods = schema["properties"]["evaluation"]["properties"]["methods"]
+    methods["items"] = {**methods.get("items", {}), "enum": list(METHODS)}
+    return schema
+
+
 def _schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    return load_schema()
 
 
 def schema_entry(*keys: str) -> dict[str, Any]:
@@ -120,7 +134,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     """Validate in place (filling defaults) and return the config; raise ConfigError naming every problem."""
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    schema = load_schema(schema_path)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     problems = [_describe(e) for e in errors]

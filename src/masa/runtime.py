@@ -15,7 +15,7 @@ from masa.agent import Agent, AgentConfig
 from masa.config import known_tasks, schema_default, with_schema_defaults
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
-from masa.methods import EXTERNAL, NO_SKILL
+from masa.methods import EXTERNAL, METHODS
 from masa.retrieval import TopK
 from masa.rollout import Evaluator, RolloutCache
 from masa.settings import EpisodeSettings
@@ -290,10 +290,10 @@ def open_context(
 def played_library(ctx: Context, method: str, path: str | None, run: dict[str, Any]) -> SkillLibrary | None:
     """What ``method`` plays: nothing for No Skill; an external library loaded, mapped, checked and capped
     like the base (``load_env_library``); a library the pipeline wrote; else the base library."""
-    if method == NO_SKILL:
-        return None
     if method == EXTERNAL:
         return load_env_library(path, ctx.env.name, run, ctx.env)
+    if METHODS[method].plays_nothing:
+        return None
     return SkillLibrary.load(path) if path else ctx.base
 
 

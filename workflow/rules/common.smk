@@ -6,6 +6,7 @@ from masa.codeversion import code_version
 from masa.config import SCHEMA, validate_config
 from masa.fitness import has_expert_path
 from masa.gpus import model_gpus, search_job_gpus
+from masa.methods import METHODS as METHOD_REGISTRY
 from masa.runtime import COUNTS
 
 validate_config(config, SCHEMA)
@@ -125,16 +126,8 @@ def search_records(wildcards):
     ]
 
 
-METHOD_LIBRARIES = {
-    "no_skill": None,
-    "base_skill": None,
-    "masa": "results/{backbone}/{env}/library.json",
-    "rewriter": "results/{backbone}/{env}/rewriter/library.json",
-    "adapter": "results/{backbone}/{env}/adapter/library.json",
-    "masa_no_stage1": "results/{backbone}/{env}/ablation/no_stage1/library.json",
-    "masa_no_stage2": "results/{backbone}/{env}/general/library.json",
-    "rewriter_no_card": "results/{backbone}/{env}/rewriter_no_card/library.json",
-}
+# The library each method plays (masa.methods.METHODS; None: the base library, or none for No Skill).
+METHOD_LIBRARIES = {key: method.library for key, method in METHOD_REGISTRY.items()}
 
 
 # Libraries brought from elsewhere, label -> {env: path}: evaluated beside the methods (evaluate.smk).
@@ -204,26 +197,16 @@ def eval_path(backbone, env, method):
 
 
 def preparation_records(backbone, env, method):
-    """The records that priced a method's library (masa.cost reads whatever each of them holds)."""
+    """The records that priced a method's library (its registry entry's priced_by; masa.cost reads
+    whatever each of them holds)."""
     w = {"backbone": backbone, "env": env}
-    general = rules.climb_general_skills.output.candidates.format(**w)
-    trees = [
-        rules.search_task_skills.output.tree.format(category=c, **w)
-        for c in searched_categories(env)
-    ]
-    ablation_trees = [
-        rules.search_task_skills_no_stage1.output.tree.format(category=c, **w)
-        for c in searched_categories(env)
-    ]
-    training = rules.train_rewriter.output.adapter.format(**w)
-    return {
-        "masa": [general, *trees],
-        "masa_no_stage1": ablation_trees,
-        "masa_no_stage2": [general],
-        "adapter": [rules.adapt_library.output.record.format(**w)],
-        "rewriter": [training, rules.apply_rewriter.output.record.format(**w)],
-        "rewriter_no_card": [
-            training,
-            rules.apply_rewriter_no_card.output.record.format(**w),
-        ],
-    }.get(method, [])
+    records = []
+    for priced in METHOD_REGISTRY[method].priced_by:
+        pattern = getattr(rules, priced.rule).output[priced.output]
+        if priced.per_category:
+            records += [
+                pattern.format(category=c, **w) for c in searched_categories(env)
+            ]
+        else:
+            records.append(pattern.format(**w))
+    return records

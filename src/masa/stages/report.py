@@ -16,7 +16,7 @@ import pandas as pd
 from masa import plots
 from masa.cost import Cost, method_cost
 from masa.io import atomic_write_text, read_json
-from masa.methods import CONTROL, EXTERNAL, METHOD_LABELS, method_label
+from masa.methods import CONTROL, EXTERNAL, METHODS, method_label
 from masa.stats import bootstrap_interval, episode_rewards, paired_difference, spearman, spearman_interval
 
 
@@ -84,7 +84,7 @@ def method_table(entries: list[tuple[dict[str, Any], Cost, Cost]], resamples: in
             row |= {f"{prefix}_{k}": v for k, v in cost.as_dict().items()}
         rows.append(row)
     df = pd.DataFrame(rows)
-    order = {label: i for i, label in enumerate(METHOD_LABELS.values())}
+    order = {m.label: i for i, m in enumerate(METHODS.values())}
     return df.sort_values(
         ["env", "backbone", "method"],
         key=lambda c: c.map(lambda m: (order.get(m, len(order)), m)) if c.name == "method" else c,
