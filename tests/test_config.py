@@ -268,3 +268,41 @@ def test_a_registered_method_is_a_valid_config_value_and_has_its_label(monkeypat
     monkeypatch.setitem(methods.METHODS, "trial", trial)
     assert validate_config(copy.deepcopy(config), SCHEMA)["evaluation"]["methods"] == ["base_skill", "trial"]
     assert methods.method_label("trial") == "Trial"
+
+
+def test_no_settings_class_defines_a_default_of_its_own():
+    """Every field of a settings dataclass that is a config key defaults to the schema's value: the schema is
+    the one source of defaults, for the workflow and for Python callers alike."""
+    import dataclasses
+
+    from masa.agent import AgentConfig
+    from masa.config import load_schema
+    from masa.hillclimb import HillClimbConfig
+    from masa.rewriter.train import TrainConfig
+    from masa.runtime import Machine
+    from masa.teacher import LLMTeacher
+    from masa.ucb import UCBConfig
+
+    agent = load_schema()["properties"]["backbones"]["additionalProperties"]["properties"]["agent"]
+    sections = [
+        (HillClimbConfig, schema_entry("hillclimb")),
+        (UCBConfig, schema_entry("ucb")),
+        (TrainConfig, schema_entry("rewriter")),
+        (LLMTeacher, schema_entry("teacher")),
+        (AgentConfig, agent),
+        (
+            Machine,
+            {"properties": {**schema_entry("engine")["properties"], "cache_dir": schema_entry("cache_dir")}},
+        ),
+    ]
+    compared = 0
+    for cls, section in sections:
+        for field in dataclasses.fields(cls):
+            schema = section["properties"].get(field.name, {})
+            if "default" not in schema:
+                continue  # not a config key with a default (an internal constant, or a required value)
+            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+            expected = schema["default"]
+            assert (list(default) if isinstance(default, tuple) else default) == expected, (cls, field.name)
+            compared += 1
+    assert compared >= 30
