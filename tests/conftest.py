@@ -92,8 +92,19 @@ def tiny_workdir(work: Path, model_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_local_run(tmp_path_factory, smollm2_dir) -> Path:
-    """The tiny DAG run once locally; the workflow test reads it and the SLURM test compares against it."""
-    work = tiny_workdir(tmp_path_factory.mktemp("run"), smollm2_dir)
+    """The tiny DAG run once locally; the workflow test reads it and the SLURM test compares against it.
+
+    With ``MASA_TINY_RUN`` set, the run lives in that folder and a finished one is reused: CI's cluster tests
+    (``pytest -m cluster``, a second session) compare against the run of the README's test command.
+    """
+    shared = os.environ.get("MASA_TINY_RUN")
+    if shared and (Path(shared) / "FINISHED").is_file():
+        return Path(shared)
+    if shared:
+        shutil.rmtree(shared, ignore_errors=True)
+        Path(shared).mkdir(parents=True)
+    work = tiny_workdir(Path(shared) if shared else tmp_path_factory.mktemp("run"), smollm2_dir)
     result = snakemake(work, "--rerun-triggers", "mtime")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    (work / "FINISHED").write_text("the tiny DAG finished; tests/conftest.py reuses this run\n")
     return work

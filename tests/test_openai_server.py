@@ -25,7 +25,7 @@ from masa.llm.base import Message
 from masa.llm.openai_backend import OpenAILLM, ServerError
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 SERVER_DIR = Path(os.environ.get("MASA_LLAMA_SERVER", REPO / ".llama-server"))
 ALIAS = "smollm2-135m-instruct"
 

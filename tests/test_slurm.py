@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import REPO, SNAKEMAKE, tiny_workdir
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
+pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.cluster]
 
 SLURM_RULES = {  # every rule of the tiny DAG but the local ones (merging, exports, plots, the report)
     # and prepare_model, whose folder the tests link in (the teacher's GGUF is assembled on the cluster)

@@ -14,7 +14,7 @@ import pytest
 from masa.llm.transformers_backend import TransformersLLM
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 VLLM_PYTHON = Path(os.environ.get("MASA_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
 
 
