@@ -7,7 +7,7 @@ tasks, steps, candidates, base skills, search instances per category and episode
 override a few. Three players on the same ScienceWorld train instances:
   naive       one episode at a time, one ``generate`` call per step, no prompt cache (the issue's baseline)
   sequential  one episode at a time, ``score`` per step, previous prompt's KV cache reused (Agent.play)
-  engine      all episodes in lockstep, one ``score_many`` call per step (masa.engine)
+  engine      all episodes in lockstep, one ``score_many`` call per step (masa.rollout.engine)
 It prints steps/s of each, the ratios, the machine, and where the time goes (model, environment, Python).
 A step is one agent turn (an unparsable reply costs a turn without an environment step). The players take
 turns in two rounds (the naive one plays half the jobs in each), so load drift on a shared machine hits all
@@ -29,14 +29,14 @@ import yaml
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from masa.agent import Agent, AgentConfig, EpisodeResult
 from masa.config import validate_config
-from masa.engine import Engine, EpisodeJob
 from masa.envs.base import Environment
 from masa.envs.scienceworld import ScienceWorld
 from masa.llm.base import LLM
 from masa.llm.transformers_backend import TransformersLLM
-from masa.skills import SkillLibrary
+from masa.rollout.agent import Agent, AgentConfig, EpisodeResult
+from masa.rollout.engine import Engine, EpisodeJob
+from masa.skills.library import SkillLibrary
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 

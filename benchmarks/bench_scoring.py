@@ -16,10 +16,10 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from masa.agent import AgentConfig, build_conversation
 from masa.envs.base import Observation
 from masa.llm.transformers_backend import TransformersLLM
-from masa.skills import SkillLibrary
+from masa.rollout.agent import AgentConfig, build_conversation
+from masa.skills.library import SkillLibrary
 
 
 def main() -> None:

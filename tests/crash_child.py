@@ -1,6 +1,6 @@
 """A search run in its own process, for the kill-and-resume tests (tests/test_crash.py).
 
-It runs the real search code (``masa.hillclimb`` / ``masa.ucb`` through the real ``Evaluator``, agent and
+It runs the real search code (``masa.search.hillclimb`` / ``masa.search.ucb`` through the real ``Evaluator``, agent and
 rollout cache) with a deterministic fake model and environment, and records to ``workdir``:
 
 - ``llm_calls.log``: one line per call of the agent's model (flushed, so it survives SIGKILL), and
@@ -26,17 +26,17 @@ import time
 from pathlib import Path
 
 import masa.io
-import masa.searchloop
-from masa.agent import Agent, AgentConfig
+import masa.search.loop
 from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
-from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.llm.base import LLM, Generation
-from masa.replies import teacher_record
-from masa.rollout import Evaluator, RolloutCache
-from masa.settings import EpisodeSettings
-from masa.skills import Skill, SkillLibrary
-from masa.teacher import EditTeacher, LLMTeacher
-from masa.ucb import UCBConfig, search_task_skills
+from masa.rollout.agent import Agent, AgentConfig
+from masa.rollout.evaluator import Evaluator, RolloutCache
+from masa.rollout.settings import EpisodeSettings
+from masa.search.hillclimb import HillClimbConfig, climb_general_skills
+from masa.search.ucb import UCBConfig, search_task_skills
+from masa.skills.library import Skill, SkillLibrary
+from masa.teacher.replies import teacher_record
+from masa.teacher.teachers import EditTeacher, LLMTeacher
 
 CATEGORY = "walk"
 INITIAL = SkillLibrary(
@@ -189,7 +189,7 @@ def main() -> None:
 
     # the teacher's calls go to their own log: llm_calls.log counts the agent's, which a resume never repeats
     teacher = LLMTeacher(HashLLM(WORKDIR / "teacher_calls.log"), EditTeacher(POOL), retries=0)
-    install_checkpoint_pauses(masa.searchloop, checkpoint, pause)
+    install_checkpoint_pauses(masa.search.loop, checkpoint, pause)
     if args.search == "hillclimb":
         result = climb_general_skills(
             INITIAL, evaluate, teacher, {}, HillClimbConfig(iterations=6, patience=3), 7, checkpoint

@@ -5,10 +5,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
-from masa.agent import AgentConfig
 from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
 from masa.llm.base import LLM, Generation, Message
-from masa.settings import EpisodeSettings
+from masa.rollout.agent import AgentConfig
+from masa.rollout.settings import EpisodeSettings
 
 
 @dataclass

@@ -1,9 +1,9 @@
 import pytest
 
-from masa.agent import Agent, AgentConfig, build_conversation, episode_reward, parse_action
 from masa.envs.base import Observation
-from masa.rollout import Evaluator, RolloutCache
-from masa.skills import SkillLibrary
+from masa.rollout.agent import Agent, AgentConfig, build_conversation, episode_reward, parse_action
+from masa.rollout.evaluator import Evaluator, RolloutCache
+from masa.skills.library import SkillLibrary
 from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 

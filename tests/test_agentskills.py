@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from masa.agentskills import parse_skill_markdown, read_folder, slug, write_folder
-from masa.skills import ID_PATTERN, LibraryFormatError, SkillLibrary
+from masa.skills.agentskills import load_library, parse_skill_markdown, read_folder, slug, write_folder
+from masa.skills.library import ID_PATTERN, LibraryFormatError, SkillLibrary
 from tests.test_skills import RELEASE_BASE, RELEASE_CORRECTION, RELEASE_EVOLVED, release_bank
 
 BASE = "resources/skills/scienceworld.json"
@@ -22,8 +22,8 @@ Look around and open doors before concluding an object is absent.
 
 def test_base_library_json_to_skill_md_to_json_is_identical(tmp_path):
     original = json.loads(Path(BASE).read_text())
-    write_folder(SkillLibrary.load(BASE), tmp_path / "skills")
-    assert SkillLibrary.load(tmp_path / "skills").to_dict() == original
+    write_folder(load_library(BASE), tmp_path / "skills")
+    assert load_library(tmp_path / "skills").to_dict() == original
     names = sorted(p.parent.name for p in (tmp_path / "skills").glob("*/SKILL.md"))
     assert names[0] == "general" and "mistakes" in names and any(n.startswith("task-") for n in names)
     for path in (tmp_path / "skills").glob("*/SKILL.md"):
@@ -35,12 +35,12 @@ def test_foreign_skill_md_folder_imported_unaligned_and_exported_keeps_the_same_
     for name in ("explore-first", "read-the-task"):
         (tmp_path / "in" / name).mkdir(parents=True)
         (tmp_path / "in" / name / "SKILL.md").write_text(FOREIGN.format(name=name))
-    imported = SkillLibrary.load(tmp_path / "in")
+    imported = load_library(tmp_path / "in")
     assert [s.title for s in imported.general_skills] == ["explore-first", "read-the-task"]
     assert imported.general_skills[0].principle.startswith("Use when the room is dark")  # the description
     assert "Look around and open doors" in imported.render(None)
     write_folder(imported, tmp_path / "out")  # no alignment in between
-    assert SkillLibrary.load(tmp_path / "out").to_dict() == imported.to_dict()
+    assert load_library(tmp_path / "out").to_dict() == imported.to_dict()
 
 
 def test_hostile_category_names_stay_inside_the_folder_and_round_trip(tmp_path):
@@ -70,11 +70,11 @@ def test_a_skill_md_without_front_matter_is_refused_naming_the_file(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "SKILL.md").write_text("# no front matter\n")
     with pytest.raises(LibraryFormatError, match=r"x/SKILL\.md.*front matter"):
-        SkillLibrary.load(tmp_path)
+        load_library(tmp_path)
 
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(str.strip)
-# ids and category names are plain names (masa.skills.ID_PATTERN); anything else is refused on load
+# ids and category names are plain names (masa.skills.library.ID_PATTERN); anything else is refused on load
 name = st.from_regex(ID_PATTERN, fullmatch=True).filter(lambda s: ".." not in s and len(s) <= 30)
 extra = st.dictionaries(
     st.text(min_size=1, max_size=8).filter(lambda k: k not in {"skill_id", "title", "principle"}),
@@ -134,8 +134,8 @@ def test_public_skill_layouts_load_with_their_descriptions_in_the_prompt(tmp_pat
         public_skill_folder(parent, "docx", "metadata:\n  masa-category: clean\n")
     if layout == "repository":  # a repository root also holds a template one level down, which is not a skill
         public_skill_folder(tmp_path, "template")
-    with caplog.at_level("WARNING", logger="masa.agentskills"):
-        library = SkillLibrary.load(pdf if layout == "one skill" else tmp_path)
+    with caplog.at_level("WARNING", logger="masa.skills.agentskills"):
+        library = load_library(pdf if layout == "one skill" else tmp_path)
     assert [s.title for s in library.general_skills] == ["pdf"]
     rendered = library.render(None)
     assert "Use this skill when pdf files must be read" in rendered and "Read reference.md first." in rendered
@@ -151,7 +151,7 @@ def test_public_skill_layouts_load_with_their_descriptions_in_the_prompt(tmp_pat
 
 
 def test_export_never_deletes_files_it_did_not_write(tmp_path):
-    library = SkillLibrary.load(BASE)
+    library = load_library(BASE)
     public_skill_folder(tmp_path / "repo", "pdf")
     with pytest.raises(LibraryFormatError, match=r"repo: not an export of ours \(pdf/SKILL\.md"):
         write_folder(library, tmp_path / "repo")
@@ -164,7 +164,7 @@ def test_export_never_deletes_files_it_did_not_write(tmp_path):
     smaller = library.copy()
     smaller.task_specific_skills = dict(list(smaller.task_specific_skills.items())[:1])
     write_folder(smaller, tmp_path / "out")  # a previous export of ours is replaced, stale groups removed
-    assert SkillLibrary.load(tmp_path / "out").to_dict() == smaller.to_dict()
+    assert load_library(tmp_path / "out").to_dict() == smaller.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_malformed_skill_md_gets_one_line_naming_the_file_and_field(tmp_path, fr
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "SKILL.md").write_text(f"---\nname: x\ndescription: d\n{front}---\nbody\n")
     with pytest.raises(LibraryFormatError, match=message) as err:
-        SkillLibrary.load(tmp_path)
+        load_library(tmp_path)
     assert "\n" not in str(err.value)
 
 
@@ -210,7 +210,7 @@ def test_release_shaped_banks_survive_the_skill_md_round_trip_key_for_key(tmp_pa
 
 
 def test_a_public_skills_reference_files_are_included_within_the_cap_when_asked(tmp_path):
-    from masa.runtime import load_base_library
+    from masa.stages.context import load_base_library
 
     public_skill_folder(tmp_path, "pdf")
     (tmp_path / "pdf" / "reference.md").write_text("Use pypdf. " + "x" * 5000)

@@ -13,7 +13,7 @@ pytest.importorskip("alfworld")
 
 from masa.envs.alfworld import ALFWorld, collect
 from masa.envs.alfworld_games import CATEGORIES, GameSettings, build_games, check_disjoint, file_hash
-from masa.runtime import make_environment, task_sets
+from masa.stages.context import make_environment, task_sets
 
 # Small scenes keep the build at ~2 s per game: one search and one evaluation game per task type.
 SETTINGS = GameSettings(games=(("train", 1), ("test", 1)), max_receptacles=5, distractors=1, seed=3)
@@ -202,8 +202,8 @@ def test_the_engine_plays_generated_games_in_lockstep_as_one_at_a_time(games_dir
     """Two games side by side in one process (a spawned environment) play exactly as one by one."""
     from dataclasses import asdict
 
-    from masa.agent import Agent, AgentConfig
-    from masa.engine import Engine, EpisodeJob, environment_pool
+    from masa.rollout.agent import Agent, AgentConfig
+    from masa.rollout.engine import Engine, EpisodeJob, environment_pool
     from tests.fakes import HashLLM
 
     env = ALFWorld("alfworld-generated", "generated", games_dir, max_steps=6)

@@ -235,7 +235,7 @@ def test_load_llm_passes_engine_settings_from_the_config(monkeypatch):
             return Tokenizer()
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=Engine))
-    from masa.runtime import load_llm
+    from masa.stages.context import load_llm
 
     spec = {
         "backend": "vllm",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from masa.card import CARD_FIELDS, build_card, load_card
 from masa.io import FileFormatError, write_yaml
+from masa.teacher.card import CARD_FIELDS, build_card, load_card
 
 
 def test_a_built_card_loads_back_unchanged(tmp_path):
@@ -99,7 +99,7 @@ def test_every_card_problem_is_reported_at_once(tmp_path):
 
 def test_masa_align_checks_the_card_and_caps_the_skills_like_the_pipeline(tmp_path, capsys):
     from masa.cli import main
-    from masa.skills import Skill, SkillLibrary
+    from masa.skills.library import Skill, SkillLibrary
 
     skills = tmp_path / "base.json"
     SkillLibrary(general_skills=[Skill("g1", "t", "x" * 1_000_000)]).save(skills)

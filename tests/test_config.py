@@ -134,7 +134,7 @@ def test_every_problem_is_reported_at_once():
 
 def test_tasks_sets_that_overlap_are_refused():
     from masa.envs.base import TaskInstance
-    from masa.runtime import task_sets
+    from masa.stages.context import task_sets
     from tests.fakes import CorridorEnv
 
     class SharedSplits(CorridorEnv):  # an environment whose test split repeats its train split
@@ -241,7 +241,7 @@ def test_code_called_from_python_gets_the_workflows_defaults():
     """Issue 15: defaults were written twice and had drifted (max_candidates 30 vs 24, TrainConfig's
     target_modules, epochs, max_steps, max_length vs the schema's); now config/schema.yaml is their one source."""
     from masa.rewriter.train import TrainConfig
-    from masa.runtime import make_environment
+    from masa.stages.context import make_environment
     from masa.stages.rewriter import train_config
 
     assert TrainConfig() == train_config(with_schema_defaults({}, "rewriter"), seed=0)
@@ -275,13 +275,13 @@ def test_no_settings_class_defines_a_default_of_its_own():
     the one source of defaults, for the workflow and for Python callers alike."""
     import dataclasses
 
-    from masa.agent import AgentConfig
     from masa.config import load_schema
-    from masa.hillclimb import HillClimbConfig
     from masa.rewriter.train import TrainConfig
-    from masa.runtime import Machine
-    from masa.teacher import LLMTeacher
-    from masa.ucb import UCBConfig
+    from masa.rollout.agent import AgentConfig
+    from masa.search.hillclimb import HillClimbConfig
+    from masa.search.ucb import UCBConfig
+    from masa.stages.context import Machine
+    from masa.teacher.teachers import LLMTeacher
 
     agent = load_schema()["properties"]["backbones"]["additionalProperties"]["properties"]["agent"]
     sections = [

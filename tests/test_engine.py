@@ -8,10 +8,10 @@ from dataclasses import asdict
 
 import pytest
 
-from masa.agent import Agent, AgentConfig
-from masa.engine import Engine, EpisodeJob, environment_pool
-from masa.rollout import Evaluator
-from masa.skills import Skill, SkillLibrary
+from masa.rollout.agent import Agent, AgentConfig
+from masa.rollout.engine import Engine, EpisodeJob, environment_pool
+from masa.rollout.evaluator import Evaluator
+from masa.skills.library import Skill, SkillLibrary
 from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
 

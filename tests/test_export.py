@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from masa.candidates import Candidate, save_candidates
-from masa.rollout import Summary
-from masa.skills import Skill, SkillLibrary
+from masa.rollout.evaluator import Summary
+from masa.search.candidates import Candidate, save_candidates
+from masa.skills.library import Skill, SkillLibrary
 from masa.stages.export import TRAJECTORY_COLUMNS, export_trajectories, partition_path, read_trajectories
 
 

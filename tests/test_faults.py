@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from masa.agent import Agent, AgentConfig
 from masa.envs.base import EnvironmentFault
 from masa.llm.base import Message
 from masa.llm.openai_backend import OpenAILLM, ServerError
-from masa.rollout import Evaluator, RolloutCache
-from masa.skills import Skill, SkillLibrary
+from masa.rollout.agent import Agent, AgentConfig
+from masa.rollout.evaluator import Evaluator, RolloutCache
+from masa.skills.library import Skill, SkillLibrary
 from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 LIBRARY = SkillLibrary(general_skills=[Skill("g1", "Go", "Always go forward.")])
@@ -58,7 +58,7 @@ def test_a_dead_environment_is_restarted_and_the_episode_replayed(caplog):
     tasks = CorridorEnv().instances("walk", "train")
     clean = evaluator(CorridorEnv()).run(LIBRARY, tasks)
     env = DyingCorridor(deaths=1)
-    with caplog.at_level(logging.WARNING, logger="masa.rollout"):
+    with caplog.at_level(logging.WARNING, logger="masa.rollout.evaluator"):
         result = evaluator(env).run(LIBRARY, tasks)
     assert env.restarts == 1
     assert [e.trajectory for e in result.episodes] == [e.trajectory for e in clean.episodes]
@@ -71,7 +71,7 @@ def test_an_environment_that_dies_again_is_recorded_as_failed_with_the_reason_an
 ):
     tasks = CorridorEnv().instances("walk", "train")
     env = DyingCorridor(deaths=2)  # the first episode dies, and dies again on the retry
-    with caplog.at_level(logging.WARNING, logger="masa.rollout"):
+    with caplog.at_level(logging.WARNING, logger="masa.rollout.evaluator"):
         result = evaluator(env, tmp_path).run(LIBRARY, tasks)
     first, *rest = result.episodes
     assert env.restarts == 2
@@ -157,7 +157,7 @@ def test_an_unreachable_model_server_is_retried_with_backoff_then_fails_naming_i
 
 def test_failed_episodes_are_counted_apart_from_the_reward_and_never_compared(tmp_path):
     """Issue 13 group 3: a failed episode is not a reward of 0 in the summary nor in acceptance."""
-    from masa.acceptance import paired_differences
+    from masa.search.acceptance import paired_differences
 
     tasks = CorridorEnv().instances("walk", "train")
     result = evaluator(DyingCorridor(deaths=2), tmp_path).run(LIBRARY, tasks)
@@ -170,7 +170,7 @@ def test_failed_episodes_are_counted_apart_from_the_reward_and_never_compared(tm
 
 def test_an_evaluation_whose_failures_pass_the_share_fails_its_job_with_the_cause(tmp_path, monkeypatch):
     import masa.stages.evaluate as stage
-    from masa.runtime import Context, TaskSets
+    from masa.stages.context import Context, TaskSets
 
     env = DyingCorridor(deaths=100)  # every simulator dies on every attempt
     tasks = env.instances("walk", "test")

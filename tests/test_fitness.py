@@ -1,4 +1,4 @@
-"""Expert agreement (masa.fitness) on scripted scores: the softmax mass on the acceptable candidates."""
+"""Expert agreement (masa.rollout.fitness) on scripted scores: the softmax mass on the acceptable candidates."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from masa.agent import AgentConfig
 from masa.envs.base import ExpertState, Observation, TaskInstance
-from masa.fitness import agreement
+from masa.rollout.agent import AgentConfig
+from masa.rollout.fitness import agreement
 from tests.fakes import ScriptedLLM
 
 TASK = TaskInstance("corridor", "walk", "0", "test")

@@ -11,8 +11,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from masa.agent import Agent, AgentConfig
-from masa.hillclimb import HillClimbConfig, climb_general_skills
 from masa.io import (
     CorruptFileError,
     read_checked_json,
@@ -22,8 +20,10 @@ from masa.io import (
     write_parquet,
 )
 from masa.rewriter.data import RewriterExample, read_dataset, write_dataset
-from masa.rollout import Evaluator, RolloutCache
-from masa.skills import Skill, SkillLibrary
+from masa.rollout.agent import Agent, AgentConfig
+from masa.rollout.evaluator import Evaluator, RolloutCache
+from masa.search.hillclimb import HillClimbConfig, climb_general_skills
+from masa.skills.library import Skill, SkillLibrary
 from masa.stages.export import export_trajectories, read_trajectories
 from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 from tests.test_search import INITIAL, CountingTeacher, general, scripted
@@ -95,7 +95,7 @@ def test_damaged_cache_entries_are_played_again_and_rewritten(tmp_path, caplog):
     truncate(entries[0])
     alter_number(entries[1])
     before = llm.usage.calls
-    with caplog.at_level(logging.WARNING, logger="masa.rollout"):
+    with caplog.at_level(logging.WARNING, logger="masa.rollout.evaluator"):
         again = evaluator(llm, tmp_path).run(library, tasks)
     assert llm.usage.calls - before == 2 * calls_per_episode  # the two damaged episodes, nothing else
     assert [e.cached for e in again.episodes].count(False) == 2
@@ -119,7 +119,7 @@ def test_damaged_checkpoint_is_not_used_and_the_search_starts_over(tmp_path, dam
     )
     damage(checkpoint)
     evaluate = scripted(rewards, general)
-    with caplog.at_level(logging.WARNING, logger="masa.candidates"):
+    with caplog.at_level(logging.WARNING, logger="masa.search.candidates"):
         resumed = climb_general_skills(
             INITIAL, evaluate, CountingTeacher(), {}, config, checkpoint=checkpoint
         )
@@ -129,7 +129,7 @@ def test_damaged_checkpoint_is_not_used_and_the_search_starts_over(tmp_path, dam
 
 
 def test_trajectory_parquet_damage_is_detected_on_read(tmp_path):
-    from masa.candidates import save_candidates
+    from masa.search.candidates import save_candidates
 
     result = climb_general_skills(
         INITIAL,
@@ -216,7 +216,7 @@ def test_undecodable_input_names_the_file_the_position_and_the_encoding(tmp_path
 
 
 def test_a_damaged_candidate_record_says_how_to_recover(tmp_path):
-    from masa.candidates import load_candidates, save_candidates
+    from masa.search.candidates import load_candidates, save_candidates
 
     path = tmp_path / "candidates.json"
     save_candidates(path, [], {"best": "g0"})
@@ -252,10 +252,10 @@ def test_files_are_written_with_the_users_umask(tmp_path, umask):
 
 
 def test_an_undecodable_library_card_or_skill_file_names_the_file_and_the_byte(tmp_path):
-    from masa.agentskills import read_folder
-    from masa.card import load_card
     from masa.io import FileFormatError
-    from masa.skills import SkillLibrary
+    from masa.skills.agentskills import read_folder
+    from masa.skills.library import SkillLibrary
+    from masa.teacher.card import load_card
 
     bad = b'{"general_skills": [{"title": "caf\xe9"}]}'
     for name, load in (

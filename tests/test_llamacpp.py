@@ -11,7 +11,7 @@ import pytest
 from masa.llm.base import Message
 from masa.llm.llamacpp_backend import LlamaCppError, LlamaCppLLM, gguf_file
 from masa.llm.packaged import PACKAGED_MODELS, locate_part
-from masa.teacher import SKILLS_SCHEMA, TEACHER_ROLE, parse_skill_list
+from masa.teacher.teachers import SKILLS_SCHEMA, TEACHER_ROLE, parse_skill_list
 
 pytest.importorskip("llama_cpp", reason="llama_cpp is installed by setup.sh")
 pytestmark = pytest.mark.e2e

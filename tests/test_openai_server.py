@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from masa.agent import Agent, AgentConfig
 from masa.llm.base import Message
 from masa.llm.openai_backend import OpenAILLM, ServerError
+from masa.rollout.agent import Agent, AgentConfig
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]

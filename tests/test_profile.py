@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from masa.agent import Agent, AgentConfig
-from masa.rollout import Evaluator
-from masa.runtime import Context, TaskSets, task_sets
-from masa.skills import Skill, SkillLibrary
+from masa.rollout.agent import Agent, AgentConfig
+from masa.rollout.evaluator import Evaluator
+from masa.skills.library import Skill, SkillLibrary
 from masa.stages import profile as stages
+from masa.stages.context import Context, TaskSets, task_sets
 from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 BASE = SkillLibrary(general_skills=[Skill("g1", "Move", "Keep moving.")])

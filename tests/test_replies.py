@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
-from masa.replies import classify_reply, log_rejections, rewriter_rejections, teacher_record
 from masa.rewriter.infer import rewrite
-from masa.skills import Skill, SkillLibrary
-from masa.teacher import EditTeacher, LLMTeacher
+from masa.skills.library import Skill, SkillLibrary
+from masa.teacher.replies import classify_reply, log_rejections, rewriter_rejections, teacher_record
+from masa.teacher.teachers import EditTeacher, LLMTeacher
 from tests.fakes import ScriptedLLM
 
 PREFILL = '[{"skill_id": "'  # the teacher's prefill: its replies continue it
@@ -60,11 +60,11 @@ def test_every_bad_kind_is_rejected_and_retried_until_a_valid_reply(caplog):
         "replies": {"rewrite": {"calls": 6, "valid": 1, "rejected": dict.fromkeys(BAD_CONTINUATIONS, 1)}},
         "fallbacks": 0,
     }
-    with caplog.at_level(logging.WARNING, logger="masa.replies"):
+    with caplog.at_level(logging.WARNING, logger="masa.teacher.replies"):
         log_rejections("smollm2 stage 1", llm_teacher.transcript)
     for kind in BAD_CONTINUATIONS:
         assert f"smollm2 stage 1: rewrite reply rejected ({kind}" in caplog.text
-    assert len([r for r in caplog.records if r.name == "masa.replies"]) == len(BAD_CONTINUATIONS)
+    assert len([r for r in caplog.records if r.name == "masa.teacher.replies"]) == len(BAD_CONTINUATIONS)
 
 
 @pytest.mark.parametrize("kind", list(BAD_CONTINUATIONS))

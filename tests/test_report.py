@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from masa.cost import Cost, method_cost, record_cost
 from masa.plots import tree_layout
-from masa.skills import SkillLibrary
+from masa.rollout.cost import Cost, method_cost, record_cost
+from masa.skills.library import SkillLibrary
 from masa.stages.adapt import one_shot_rewrite
 from masa.stages.contribution import leave_one_out
 from masa.stages.report import (
@@ -18,7 +18,7 @@ from masa.stages.report import (
     swap_table,
     write_report,
 )
-from masa.teacher import EditTeacher
+from masa.teacher.teachers import EditTeacher
 
 BASE = "resources/skills/scienceworld.json"
 

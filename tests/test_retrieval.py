@@ -1,9 +1,9 @@
 """``skills.retrieval: topk``: the release's top-k view of a library, ranked offline by BM25."""
 
-from masa.agent import Agent, AgentConfig
-from masa.retrieval import TopK, bm25_scores, retrieve
-from masa.rollout import Evaluator
-from masa.skills import Mistake, Skill, SkillLibrary
+from masa.rollout.agent import Agent, AgentConfig
+from masa.rollout.evaluator import Evaluator
+from masa.skills.library import Mistake, Skill, SkillLibrary
+from masa.skills.retrieval import TopK, bm25_scores, retrieve
 from tests.fakes import ScriptedLLM, fake_settings
 
 

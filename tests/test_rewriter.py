@@ -33,7 +33,7 @@ from masa.rewriter.data import (
 )
 from masa.rewriter.infer import extract_json_object, load_rewriter, rewrite
 from masa.rewriter.train import IGNORE, TrainConfig, encode_example, lr_factor, train_rewriter
-from masa.skills import Mistake, Skill, SkillLibrary
+from masa.skills.library import Mistake, Skill, SkillLibrary
 
 CATEGORIES = ("boil", "freeze", "heldcat")
 HELDOUT_CATEGORIES = ["heldcat"]

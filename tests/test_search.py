@@ -8,14 +8,14 @@ from statistics import fmean
 
 import pytest
 
-from masa.acceptance import decide, paired_bootstrap_p, sign_test_p
-from masa.agent import EpisodeResult
-from masa.candidates import Candidate, load_candidates
-from masa.hillclimb import HillClimbConfig, climb_general_skills
-from masa.rollout import Evaluation, summarise
-from masa.skills import Skill, SkillLibrary
-from masa.teacher import Rewrite, Teacher
-from masa.ucb import UCBConfig, backpropagate, best_node, search_task_skills, select, ucb1
+from masa.rollout.agent import EpisodeResult
+from masa.rollout.evaluator import Evaluation, summarise
+from masa.search.acceptance import decide, paired_bootstrap_p, sign_test_p
+from masa.search.candidates import Candidate, load_candidates
+from masa.search.hillclimb import HillClimbConfig, climb_general_skills
+from masa.search.ucb import UCBConfig, backpropagate, best_node, search_task_skills, select, ucb1
+from masa.skills.library import Skill, SkillLibrary
+from masa.teacher.teachers import Rewrite, Teacher
 
 
 class CountingTeacher(Teacher):
@@ -204,8 +204,8 @@ def test_acceptance_refuses_candidates_played_on_other_instances():
 
 def test_hill_climbing_plays_candidate_and_incumbent_on_the_same_instances(tmp_path):
     """Through the real Evaluator: every candidate's episodes are the incumbent's instances and seeds."""
-    from masa.agent import Agent, AgentConfig
-    from masa.rollout import Evaluator
+    from masa.rollout.agent import Agent, AgentConfig
+    from masa.rollout.evaluator import Evaluator
     from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
     env = CorridorEnv(length=2, max_steps=4, spread=1)
@@ -334,8 +334,8 @@ def test_backpropagation_keeps_subtree_means():
 
 
 def test_a_repeated_search_is_served_from_the_rollout_cache_and_recorded_as_hits(tmp_path):
-    from masa.agent import Agent, AgentConfig
-    from masa.rollout import Evaluator, RolloutCache
+    from masa.rollout.agent import Agent, AgentConfig
+    from masa.rollout.evaluator import Evaluator, RolloutCache
     from masa.stages.records import stage_record
     from tests.fakes import CorridorEnv, HashLLM, fake_settings
 
@@ -457,7 +457,7 @@ def test_a_ucb_node_whose_every_episode_failed_backs_up_nothing_and_is_never_the
 @pytest.mark.parametrize("search", ["hillclimb", "ucb"])
 def test_a_checkpoint_of_another_format_version_is_refused_with_a_message(tmp_path, caplog, search):
     from masa.io import read_checked_json, write_checked_json
-    from masa.searchloop import CHECKPOINT_VERSION
+    from masa.search.loop import CHECKPOINT_VERSION
 
     caplog.set_level(logging.INFO)
     checkpoint = tmp_path / "checkpoint.json"

@@ -11,8 +11,8 @@ import yaml
 
 from masa.config import validate_config
 from masa.envs.base import TaskInstance
-from masa.runtime import episode_settings
-from masa.settings import ENV_OPERATIONAL, MODEL_OPERATIONAL
+from masa.rollout.settings import ENV_OPERATIONAL, MODEL_OPERATIONAL
+from masa.stages.context import episode_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text(encoding="utf-8"))
@@ -196,5 +196,5 @@ def test_a_packaged_model_is_keyed_by_its_prepared_weights(config, tmp_path):
 def test_the_simulator_version_is_in_the_key(config, monkeypatch):
     backbone = next(iter(config["backbones"]))
     first = key(config, backbone, "scienceworld")
-    monkeypatch.setattr("masa.settings.simulator_version", lambda name: "99.0")
+    monkeypatch.setattr("masa.rollout.settings.simulator_version", lambda name: "99.0")
     assert key(config, backbone, "scienceworld") != first

@@ -9,11 +9,11 @@ import subprocess
 
 import pytest
 
-from masa.agent import Agent, AgentConfig, build_conversation
 from masa.envs.base import Observation
-from masa.rollout import Evaluator
-from masa.skills import LibraryFormatError, SkillLibrary
-from masa.teacher import EditTeacher, LLMTeacher
+from masa.rollout.agent import Agent, AgentConfig, build_conversation
+from masa.rollout.evaluator import Evaluator
+from masa.skills.library import LibraryFormatError, SkillLibrary
+from masa.teacher.teachers import EditTeacher, LLMTeacher
 from tests.fakes import CorridorEnv, ScriptedLLM, fake_settings
 
 SECTION = "## Retrieved Relevant Experience"

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from masa.io import FileFormatError
-from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text
+from masa.skills.library import LibraryFormatError, Skill, SkillLibrary, cap_text
 
 BASE = "resources/skills/scienceworld.json"
 
@@ -132,11 +132,11 @@ def test_oversized_skill_text_is_truncated_and_each_cut_is_reported():
 
 
 def test_the_base_library_is_capped_on_load_and_the_cut_is_logged(tmp_path, caplog):
-    from masa.runtime import load_base_library
+    from masa.stages.context import load_base_library
 
     path = tmp_path / "base.json"
     SkillLibrary(general_skills=[Skill("g1", "t", "y" * 5000)]).save(path)
-    with caplog.at_level("WARNING", logger="masa.runtime"):
+    with caplog.at_level("WARNING", logger="masa.stages.context"):
         library = load_base_library(str(path), {"max_skill_chars": 2000})
     assert len(library.general_skills[0].principle) == 2000
     assert "general_skills[0].principle: 5000 characters truncated to 2000" in caplog.text
@@ -300,7 +300,7 @@ ALFWORLD = ["pick_and_place", "clean", "heat", "cool", "look_at_obj_in_light", "
     ],
 )
 def test_library_mistakes_are_refused_when_the_base_library_is_loaded(tmp_path, data, message):
-    from masa.runtime import load_base_library
+    from masa.stages.context import load_base_library
 
     path = tmp_path / "base.json"
     path.write_text(json.dumps(data))
@@ -309,12 +309,12 @@ def test_library_mistakes_are_refused_when_the_base_library_is_loaded(tmp_path, 
 
 
 def test_an_unknown_top_level_key_and_the_release_examine_category_are_logged_and_kept(tmp_path, caplog):
-    from masa.runtime import load_base_library
+    from masa.stages.context import load_base_library
 
     data = {**RELEASE_BASE, "evolution_round": 2}
     path = tmp_path / "base.json"
     path.write_text(json.dumps(data))
-    with caplog.at_level("WARNING", logger="masa.runtime"):
+    with caplog.at_level("WARNING", logger="masa.stages.context"):
         library = load_base_library(str(path), {"max_skill_chars": 2000}, ALFWORLD, complete=True)
     assert "evolution_round: unknown top-level key, kept" in caplog.text
     assert "task_specific_skills.examine: not a category of the environment" in caplog.text
@@ -322,12 +322,12 @@ def test_an_unknown_top_level_key_and_the_release_examine_category_are_logged_an
 
 
 def test_the_release_examine_category_is_mapped_to_the_environments_and_the_mapping_logged(tmp_path, caplog):
-    from masa.runtime import load_base_library
+    from masa.stages.context import load_base_library
 
     path = tmp_path / "base.json"
     path.write_text(json.dumps(RELEASE_BASE))
     run = {"max_skill_chars": 2000, "category_map": {"examine": "look_at_obj_in_light"}}
-    with caplog.at_level("INFO", logger="masa.runtime"):
+    with caplog.at_level("INFO", logger="masa.stages.context"):
         library = load_base_library(str(path), run, ALFWORLD, complete=True)
     assert "examine -> look_at_obj_in_light" in caplog.text and "not a category" not in caplog.text
     assert "Use the lamp." in library.render("look_at_obj_in_light")

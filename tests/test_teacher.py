@@ -6,9 +6,9 @@ from typing import ClassVar
 import jsonschema
 import pytest
 
-from masa.agent import EpisodeResult, Step
-from masa.skills import Skill
-from masa.teacher import (
+from masa.rollout.agent import EpisodeResult, Step
+from masa.skills.library import Skill
+from masa.teacher.teachers import (
     EDIT_OPERATORS,
     MISTAKES_SCHEMA,
     SKILLS_SCHEMA,
@@ -159,7 +159,7 @@ def test_stage2_prompt_shows_the_card_the_frozen_general_skills_and_the_best_pas
 
 
 def test_hill_climbing_shows_the_teacher_the_k_best_past_sets_with_scores():
-    from masa.hillclimb import HillClimbConfig, climb_general_skills
+    from masa.search.hillclimb import HillClimbConfig, climb_general_skills
     from tests.test_search import INITIAL, CountingTeacher, general, scripted
 
     class Recording(CountingTeacher):

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from masa.skills import SkillLibrary
+from masa.skills.agentskills import load_library
+from masa.skills.library import SkillLibrary
 from tests.conftest import snakemake
 
 pytestmark = pytest.mark.e2e
@@ -46,9 +47,7 @@ def test_report_has_a_row_per_method_with_real_numbers(workdir):
     run = workdir / "results" / "smollm2-135m" / "scienceworld"
     assert (workdir / "results" / "report" / "smollm2-135m" / "scienceworld" / "hillclimb.png").is_file()
     assert (run / "agent_skills" / "general" / "SKILL.md").is_file()
-    assert (
-        SkillLibrary.load(run / "agent_skills").to_dict() == SkillLibrary.load(run / "library.json").to_dict()
-    )
+    assert load_library(run / "agent_skills").to_dict() == SkillLibrary.load(run / "library.json").to_dict()
 
 
 def test_an_external_library_is_played_beside_masa_on_the_same_heldout_instances(workdir):

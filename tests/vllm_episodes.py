@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import sys
 
-from masa.agent import Agent, AgentConfig
 from masa.envs.scienceworld import ScienceWorld
 from masa.llm.base import Message
-from masa.runtime import load_llm
+from masa.rollout.agent import Agent, AgentConfig
+from masa.stages.context import load_llm
 
 PROBE = [Message("system", "You are an agent."), Message("user", "You see a door. Reply with one action.")]
 PROBE_CANDIDATES = ["open door", "look around", "go to kitchen"]

@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from masa.card import load_card
 from masa.config import schema_entry
 from masa.io import FileFormatError, write_json
-from masa.skills import SkillLibrary
+from masa.process import prepare_process
+from masa.skills.library import SkillLibrary
+from masa.stages.context import load_base_library
+from masa.teacher.card import load_card
 
 MAX_SKILL_CHARS = schema_entry("skills", "max_skill_chars")
 
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_card(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
-    """The card through the pipeline's validator (``masa.card.load_card``), every problem in one line."""
+    """The card through the pipeline's validator (``masa.teacher.card.load_card``), every problem in one line."""
     if not path.is_file():
         parser.error(f"--card {path}: no such file")
     try:
@@ -84,9 +86,7 @@ def _read_card(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
 
 
 def _read_library(parser: argparse.ArgumentParser, path: Path, max_chars: int) -> SkillLibrary:
-    """The library through the pipeline's loader and cap (``masa.runtime.load_base_library``)."""
-    from masa.runtime import load_base_library
-
+    """The library through the pipeline's loader and cap (``masa.stages.context.load_base_library``)."""
     if not path.exists():  # a file, or a folder where the library format allows one
         parser.error(f"--skills {path}: no such file")
     try:
@@ -108,7 +108,11 @@ def _check_model_dirs(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 
 def align(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from masa.stages.rewriter import align_library, load_aligner, task_description
+    from masa.stages.rewriter import (  # torch: after argument checks
+        align_library,
+        load_aligner,
+        task_description,
+    )
 
     started = time.monotonic()
     card = _read_card(parser, args.card)
@@ -154,8 +158,6 @@ def align(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from masa.process import prepare_process
-
     parser = build_parser()
     args = parser.parse_args(argv)
     prepare_process()

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from masa.envs.alfworld_games import CATEGORIES
 from masa.gpus import gpu_problems
 from masa.methods import METHODS
 
@@ -275,8 +276,6 @@ def known_tasks(env_name: str) -> list[str] | None:
             return None
         return list(ID2TASK.values())
     if env_name.startswith("alfworld"):  # alfworld-generated, alfworld-official (runtime.make_environment)
-        from masa.envs.alfworld_games import CATEGORIES
-
         return list(CATEGORIES)
     return None
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 from masa.codeversion import code_version
 from masa.config import SCHEMA, validate_config
-from masa.fitness import has_expert_path
+from masa.rollout.fitness import has_expert_path
 from masa.gpus import model_gpus, search_job_gpus
 from masa.methods import METHODS as METHOD_REGISTRY
-from masa.runtime import COUNTS
+from masa.stages.context import COUNTS
 
 validate_config(config, SCHEMA)
 
@@ -31,7 +31,7 @@ RUN = {
     "include_skill_files": config["skills"]["include_skill_files"],
     "max_skill_chars": config["skills"]["max_skill_chars"],
 }
-# How fast and where episodes are played, never what they give (masa.runtime.Machine): rules take these as
+# How fast and where episodes are played, never what they give (masa.stages.context.Machine): rules take these as
 # resources, which Snakemake does not compare when it decides what to re-run, so tuning them re-runs nothing.
 EPISODES_IN_FLIGHT = config["engine"]["episodes_in_flight"]
 CACHE_DIR = config["cache_dir"] or ""  # a resource cannot be None; "" is no cache
@@ -197,7 +197,7 @@ def eval_path(backbone, env, method):
 
 
 def preparation_records(backbone, env, method):
-    """The records that priced a method's library (its registry entry's priced_by; masa.cost reads
+    """The records that priced a method's library (its registry entry's priced_by; masa.rollout.cost reads
     whatever each of them holds)."""
     w = {"backbone": backbone, "env": env}
     records = []

@@ -74,7 +74,7 @@ use rule evaluate_method as evaluate_external_library with:
 
 
 # Expert agreement (evaluation.agreement): every evaluated method's library scored against the expert's
-# decisions on the held-out instances (masa.fitness), for environments with an expert path:
+# decisions on the held-out instances (masa.rollout.fitness), for environments with an expert path:
 # results/{backbone}/{env}/agreement.json.
 rule score_agreement:
     input:

@@ -1,7 +1,7 @@
 """Adapter: Snakemake rule build_model_profile -> masa.stages.profile.build_model_profile."""
 
 from masa.process import prepare_process
-from masa.runtime import Machine
+from masa.stages.context import Machine
 from masa.stages.profile import build_model_profile
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,7 +1,7 @@
 """Adapter: Snakemake rule climb_general_skills -> masa.stages.general.climb."""
 
 from masa.process import prepare_process
-from masa.runtime import Machine
+from masa.stages.context import Machine
 from masa.stages.general import climb
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

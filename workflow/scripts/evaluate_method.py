@@ -1,7 +1,7 @@
 """Adapter: Snakemake rule evaluate_method -> masa.stages.evaluate.evaluate_method."""
 
 from masa.process import prepare_process
-from masa.runtime import Machine
+from masa.stages.context import Machine
 from masa.stages.evaluate import evaluate_method
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

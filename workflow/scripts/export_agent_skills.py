@@ -1,8 +1,8 @@
-"""Adapter: Snakemake rule export_agent_skills -> masa.agentskills.write_folder."""
+"""Adapter: Snakemake rule export_agent_skills -> masa.skills.agentskills.write_folder."""
 
-from masa.agentskills import write_folder
 from masa.process import prepare_process
-from masa.skills import SkillLibrary
+from masa.skills.agentskills import write_folder
+from masa.skills.library import SkillLibrary
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])

@@ -1,8 +1,8 @@
 """Adapter: Snakemake rule score_agreement -> masa.stages.agreement.score_agreement."""
 
 from masa.process import prepare_process
-from masa.runtime import Machine
 from masa.stages.agreement import score_agreement
+from masa.stages.context import Machine
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])

@@ -1,7 +1,7 @@
 """Adapter: Snakemake rule search_task_skills -> masa.stages.task.search_category."""
 
 from masa.process import prepare_process
-from masa.runtime import Machine
+from masa.stages.context import Machine
 from masa.stages.task import search_category
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,7 +1,7 @@
 """Adapter: Snakemake rule skill_contribution -> masa.stages.contribution.skill_contribution."""
 
 from masa.process import prepare_process
-from masa.runtime import Machine
+from masa.stages.context import Machine
 from masa.stages.contribution import skill_contribution
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from masa.envs.alfworld_games import CATEGORIES, GAME_FILE, TASK_TYPES, TRAJ_FILE
+from masa.envs.alfworld_games import CATEGORIES, GAME_FILE, TASK_TYPES, TRAJ_FILE, open_game
 from masa.envs.base import Environment, Observation, StepOutcome, TaskInstance
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,6 @@ LABELS = {
 NOTHING_HAPPENS = "Nothing happens."
 PROFILE_BUCKETS = 10  # official data: one train game in ten is kept for the profile (dev) split
 EVAL_SPLITS = ("valid_seen", "valid_unseen")
-
-
-def open_game(path: str | Path, policy_commands: bool = False) -> tuple[Any, Any]:
-    """A TextWorld PDDL environment with ALFWorld's wrappers, loaded with one game and reset."""
-    import textworld
-    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
-    from textworld.envs import PddlEnv
-
-    infos = textworld.EnvInfos(
-        won=True, admissible_commands=True, policy_commands=policy_commands, extras=["gamefile"]
-    )
-    env = AlfredInfos(AlfredDemangler(PddlEnv(infos), shuffle=False))
-    env.load(str(path))
-    return env, env.reset()
 
 
 def task_description(feedback: str) -> str:

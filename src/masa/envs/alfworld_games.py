@@ -109,6 +109,20 @@ class GameSpec:
         return f"{self.task_type}-{self.object_target}-None-{parent}-{self.scene}"
 
 
+def open_game(path: str | Path, policy_commands: bool = False) -> tuple[Any, Any]:
+    """A TextWorld PDDL environment with ALFWorld's wrappers, loaded with one game and reset."""
+    import textworld
+    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+    from textworld.envs import PddlEnv
+
+    infos = textworld.EnvInfos(
+        won=True, admissible_commands=True, policy_commands=policy_commands, extras=["gamefile"]
+    )
+    env = AlfredInfos(AlfredDemangler(PddlEnv(infos), shuffle=False))
+    env.load(str(path))
+    return env, env.reset()
+
+
 @cache
 def _alfworld() -> tuple[Any, Any, Path]:
     import alfworld.gen.constants as constants
@@ -343,8 +357,6 @@ def game_data(spec: GameSpec) -> dict[str, Any]:
 def _plan_child(game_path: str, conn: Any) -> None:
     """Child process: the planner's plan for the game, replayed to check that it wins (or None)."""
     try:
-        from masa.envs.alfworld import open_game
-
         env, state = open_game(game_path, policy_commands=True)
         plan = list(state["policy_commands"] or [])
         won = False

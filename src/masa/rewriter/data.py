@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from masa.io import read_parquet, write_parquet
 from masa.llm.base import Message
-from masa.skills import Skill, SkillLibrary
+from masa.skills.library import Skill, SkillLibrary
 
 SOURCES = (
     "intermediate_early",

@@ -14,7 +14,7 @@ from typing import Any
 from masa.llm.base import LLM
 from masa.llm.transformers_backend import TransformersLLM
 from masa.rewriter.data import category_view, format_prompt, merge_category_view, view_json
-from masa.skills import LibraryFormatError, SkillLibrary
+from masa.skills.library import LibraryFormatError, SkillLibrary
 
 RETRY_TEMPERATURE = 0.7
 

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from masa.config import with_schema_defaults
-from masa.cost import TRAINING_RECORD
 from masa.io import atomic_open, write_json
 from masa.llm.transformers_backend import plain_chat_prompt
 from masa.rewriter.data import RewriterExample, format_prompt, view_json
-from masa.skills import SkillLibrary
+from masa.rollout.cost import TRAINING_RECORD
+from masa.skills.library import SkillLibrary
 
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
 

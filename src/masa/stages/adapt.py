@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 from masa.io import read_yaml, write_json
-from masa.runtime import make_teacher
-from masa.skills import SkillLibrary
+from masa.skills.library import SkillLibrary
+from masa.stages.context import make_teacher
 from masa.stages.records import teacher_usage, write_transcript
-from masa.teacher import Teacher
+from masa.teacher.teachers import Teacher
 
 ANALYSIS = "No rollouts were played: adapt the skills to the strengths and weaknesses in this model's card."
 

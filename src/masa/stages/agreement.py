@@ -1,4 +1,4 @@
-"""Expert agreement of every evaluated library on the held-out instances' expert paths (masa.fitness).
+"""Expert agreement of every evaluated library on the held-out instances' expert paths (masa.rollout.fitness).
 
 The held-out instances are the evaluation's own, which no search uses, so the report can set each library's
 agreement beside its held-out episode reward on the same instances and say whether the one tracks the other.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from masa.fitness import agreement
 from masa.io import write_json
-from masa.runtime import Machine, open_context, played_library
+from masa.rollout.fitness import agreement
+from masa.stages.context import Machine, open_context, played_library
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from masa.io import write_json
-from masa.runtime import Machine, open_context
-from masa.skills import SkillLibrary
+from masa.skills.library import SkillLibrary
+from masa.stages.context import Machine, open_context
 from masa.stats import paired_difference
 
 

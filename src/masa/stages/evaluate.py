@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from masa.agent import EpisodeResult
 from masa.io import write_json
 from masa.methods import EXTERNAL
-from masa.rollout import episode_to_dict, summarise
-from masa.runtime import Machine, open_context, played_library
+from masa.rollout.agent import EpisodeResult
+from masa.rollout.evaluator import episode_to_dict, summarise
+from masa.stages.context import Machine, open_context, played_library
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from masa.candidates import Candidate, load_candidates
 from masa.io import read_parquet, write_parquet
+from masa.search.candidates import Candidate, load_candidates
 
 TRAJECTORY_COLUMNS = (
     "backbone",

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from masa.card import load_card
-from masa.hillclimb import HillClimbConfig, climb_general_skills
-from masa.runtime import Machine, make_teacher, open_context
+from masa.search.hillclimb import HillClimbConfig, climb_general_skills
+from masa.stages.context import Machine, make_teacher, open_context
 from masa.stages.records import finish_search, search_inputs, searched_categories
+from masa.teacher.card import load_card
 
 
 def climb(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from masa.skills import SkillLibrary
+from masa.skills.library import SkillLibrary
 
 
 def merge_library(general_library: str, category_libraries: dict[str, str], out_path: str) -> SkillLibrary:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from masa.card import build_card
 from masa.io import write_json, write_yaml
-from masa.replies import log_rejections, teacher_record
-from masa.rollout import episode_to_dict
-from masa.runtime import Machine, make_teacher, open_context
+from masa.rollout.evaluator import episode_to_dict
+from masa.stages.context import Machine, make_teacher, open_context
 from masa.stages.records import write_transcript
+from masa.teacher.card import build_card
+from masa.teacher.replies import log_rejections, teacher_record
 
 
 def build_model_profile(

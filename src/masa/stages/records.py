@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from masa.candidates import Candidate, save_candidates, search_fingerprint
-from masa.cost import Cost
 from masa.envs.base import TaskInstance
 from masa.io import atomic_write_text
-from masa.replies import log_rejections, teacher_record
-from masa.runtime import Context
-from masa.skills import SkillLibrary
-from masa.teacher import Teacher, transcript_records
+from masa.rollout.cost import Cost
+from masa.search.candidates import Candidate, save_candidates, search_fingerprint
+from masa.skills.library import SkillLibrary
+from masa.stages.context import Context
+from masa.teacher.replies import log_rejections, teacher_record
+from masa.teacher.teachers import Teacher, transcript_records
 
 
 def write_transcript(path: str | Path, teacher: Teacher) -> None:
@@ -41,7 +41,7 @@ def stage_record(
 
 def teacher_usage(teacher: Teacher) -> dict[str, float]:
     """The teacher model's calls, tokens and seconds (zero for the edit teacher), kept in the stage record
-    for cost (``masa.cost.search_cost``)."""
+    for cost (``masa.rollout.cost.search_cost``)."""
     llm = getattr(teacher, "llm", None)
     if llm is None:
         return {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from masa import plots
-from masa.cost import Cost, method_cost
 from masa.io import atomic_write_text, read_json
 from masa.methods import CONTROL, EXTERNAL, METHODS, method_label
+from masa.rollout.cost import Cost, method_cost
 from masa.stats import bootstrap_interval, episode_rewards, paired_difference, spearman, spearman_interval
 
 
@@ -241,7 +241,7 @@ def write_report(
     contributions: list[str] = (),
     agreements: list[str] = (),
 ) -> pd.DataFrame:
-    """``evaluations`` maps each eval record to the records that priced its library (``masa.cost``)."""
+    """``evaluations`` maps each eval record to the records that priced its library (``masa.rollout.cost``)."""
     records = {path: read_json(path) for path in evaluations}
     entries = [(records[p], *method_cost(records[p], prep)) for p, prep in evaluations.items()]
     df = method_table(entries, resamples)

@@ -11,11 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from masa.card import load_card
-from masa.cost import TRAINING_RECORD
 from masa.io import atomic_write_text, write_json
 from masa.llm.base import LLM
-from masa.replies import rewriter_rejections
 from masa.rewriter.data import (
     AugmentConfig,
     build_examples,
@@ -31,8 +28,11 @@ from masa.rewriter.train import (
     train_rewriter,
     training_record,
 )
-from masa.skills import SkillLibrary
+from masa.rollout.cost import TRAINING_RECORD
+from masa.skills.library import SkillLibrary
 from masa.stages.export import read_trajectories
+from masa.teacher.card import load_card
+from masa.teacher.replies import rewriter_rejections
 
 log = logging.getLogger(__name__)
 

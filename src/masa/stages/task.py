@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from masa.card import load_card
-from masa.runtime import Machine, make_teacher, open_context
-from masa.skills import SkillLibrary
+from masa.search.ucb import UCBConfig, search_task_skills
+from masa.skills.library import SkillLibrary
+from masa.stages.context import Machine, make_teacher, open_context
 from masa.stages.records import finish_search, search_inputs
-from masa.ucb import UCBConfig, search_task_skills
+from masa.teacher.card import load_card
 
 
 def search_category(

@@ -13,12 +13,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from masa.budget import Budget
-from masa.candidates import Candidate, Checkpoint, load_candidates, save_candidates
-from masa.cost import Cost
 from masa.io import CorruptFileError
-from masa.skills import LibraryFormatError
-from masa.teacher import Teacher
+from masa.rollout.cost import Cost
+from masa.search.budget import Budget
+from masa.search.candidates import Candidate, Checkpoint, load_candidates, save_candidates
+from masa.skills.library import LibraryFormatError
+from masa.teacher.teachers import Teacher
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from masa.agent import Agent, EpisodeResult, EpisodeRun, parse_action, pick_action
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import ScoreRequest
+from masa.rollout.agent import Agent, EpisodeResult, EpisodeRun, parse_action, pick_action
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 2  # a failed simulator gets one restart and one replay of the episode

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from masa.acceptance import RULES, decide
-from masa.budget import Budget
-from masa.candidates import Candidate, search_checkpoint
-from masa.rollout import Evaluation
-from masa.searchloop import SearchState, run_search
-from masa.skills import SkillLibrary
-from masa.teacher import Teacher
+from masa.rollout.evaluator import Evaluation
+from masa.search.acceptance import RULES, decide
+from masa.search.budget import Budget
+from masa.search.candidates import Candidate, search_checkpoint
+from masa.search.loop import SearchState, run_search
+from masa.skills.library import SkillLibrary
+from masa.teacher.teachers import Teacher
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from masa.agent import AgentConfig
 from masa.envs.base import TaskInstance
+from masa.rollout.agent import AgentConfig
 
 # Model settings that change how a model is reached, never what it computes.
 MODEL_OPERATIONAL = frozenset({"gpus", "max_concurrency", "timeout", "max_retries", "api_key_env"})

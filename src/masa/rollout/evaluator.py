@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
 
-from masa.agent import Agent, EpisodeResult, Step
-from masa.engine import Engine, EpisodeJob, environment_pool
 from masa.envs.base import Environment, TaskInstance
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
-from masa.retrieval import TopK, retrieve
-from masa.settings import EpisodeSettings
-from masa.skills import SkillLibrary
+from masa.rollout.agent import Agent, EpisodeResult, Step
+from masa.rollout.engine import Engine, EpisodeJob, environment_pool
+from masa.rollout.settings import EpisodeSettings
+from masa.skills.library import SkillLibrary
+from masa.skills.retrieval import TopK, retrieve
 from masa.stats import bootstrap_interval
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Summary:
     completion_tokens: int
     seconds: float
     cache_hits: int
-    failed: int = 0  # episodes the environment could not play (see masa.engine.Engine.play)
+    failed: int = 0  # episodes the environment could not play (see masa.rollout.engine.Engine.play)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -134,7 +134,7 @@ class Evaluator:
     env: Environment
     settings: EpisodeSettings
     retrieval: str = "category"  # "category": general + own category's task skills + mistakes; "all":
-    # everything; "topk": the top ``topk`` of each section by BM25 to the category (masa.retrieval)
+    # everything; "topk": the top ``topk`` of each section by BM25 to the category (masa.skills.retrieval)
     topk: TopK | None = None
     cache: RolloutCache = field(default_factory=lambda: RolloutCache(None))
     resamples: int = 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from masa.cost import Cost
+from masa.rollout.cost import Cost
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from masa.io import atomic_write_text, load_yaml, read_text
-from masa.skills import LibraryFormatError, Mistake, Skill, SkillLibrary
+from masa.skills.library import LibraryFormatError, Mistake, Skill, SkillLibrary
 
 SKILL_FILE = "SKILL.md"
 MAX_NAME = 64
@@ -253,6 +253,12 @@ def public_skill(
     if kept or files:
         skill["agentskills"] = {**kept, **({"files": files} if files else {})}
     return category, skill
+
+
+def load_library(path: str | Path, include_files: bool = False) -> SkillLibrary:
+    """A library from its JSON file or from an Agent Skills folder (``include_files`` adds a public skill's
+    reference files to its text): how every library a user brings is read."""
+    return read_folder(path, include_files) if Path(path).is_dir() else SkillLibrary.load(path)
 
 
 def read_folder(folder: str | Path, include_files: bool = False) -> SkillLibrary:

@@ -45,7 +45,7 @@ class Cost:
 
     @classmethod
     def of(cls, summaries: Iterable[Any]) -> Cost:
-        """Totals over ``masa.rollout.Summary`` objects (their counters exclude cache hits)."""
+        """Totals over ``masa.rollout.evaluator.Summary`` objects (their counters exclude cache hits)."""
         summaries = list(summaries)
         return cls(
             episodes=sum(s.episodes - s.cache_hits for s in summaries),
@@ -72,7 +72,7 @@ def episodes_cost(episodes: list[dict[str, Any]]) -> Cost:
 
 
 def summary_cost(summary: dict[str, Any]) -> Cost:
-    """The agent's cost in a ``masa.rollout.Summary`` dict (its counters exclude cache hits), for records
+    """The agent's cost in a ``masa.rollout.evaluator.Summary`` dict (its counters exclude cache hits), for records
     that do not keep their episodes."""
     return Cost(
         episodes=int(summary.get("episodes", 0)) - int(summary.get("cache_hits", 0)),

@@ -11,7 +11,7 @@ import math
 import random
 from statistics import fmean
 
-from masa.agent import EpisodeResult
+from masa.rollout.agent import EpisodeResult
 
 RULES = ("strict", "min_gain", "sign_test", "paired_bootstrap")
 

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from masa.teacher import FALLBACK_ATTEMPT, Teacher, TeacherCall
+from masa.teacher.teachers import FALLBACK_ATTEMPT, Teacher, TeacherCall
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from masa.agent import EpisodeResult
 from masa.llm.base import LLM, Message, Usage
-from masa.skills import LibraryFormatError, Mistake, Skill
+from masa.rollout.agent import EpisodeResult
+from masa.skills.library import LibraryFormatError, Mistake, Skill
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from masa.agent import EpisodeResult
 from masa.io import CorruptFileError, read_checked_json, write_checked_json
-from masa.rollout import Evaluation, Summary, episode_from_dict, episode_to_dict
-from masa.settings import digest
-from masa.skills import SkillLibrary
+from masa.rollout.agent import EpisodeResult
+from masa.rollout.evaluator import Evaluation, Summary, episode_from_dict, episode_to_dict
+from masa.rollout.settings import digest
+from masa.skills.library import SkillLibrary
 
 log = logging.getLogger(__name__)
 

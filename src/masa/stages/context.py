@@ -11,16 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from masa.agent import Agent, AgentConfig
 from masa.config import known_tasks, schema_default, with_schema_defaults
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
 from masa.methods import EXTERNAL, METHODS
-from masa.retrieval import TopK
-from masa.rollout import Evaluator, RolloutCache
-from masa.settings import EpisodeSettings
-from masa.skills import LibraryFormatError, Skill, SkillLibrary, cap_text, check_library
-from masa.teacher import EditTeacher, LLMTeacher, Teacher
+from masa.rollout.agent import Agent, AgentConfig
+from masa.rollout.evaluator import Evaluator, RolloutCache
+from masa.rollout.settings import EpisodeSettings
+from masa.skills.agentskills import load_library
+from masa.skills.library import LibraryFormatError, Skill, SkillLibrary, cap_text, check_library
+from masa.skills.retrieval import TopK
+from masa.teacher.teachers import EditTeacher, LLMTeacher, Teacher
 
 # Each use of instances, the split it draws from and the config key of its count per category.
 SPLITS = {"search": "train", "profile": "dev", "evaluation": "test"}
@@ -310,7 +311,7 @@ def load_base_library(
 ) -> SkillLibrary:
     """The shared initial library, its categories renamed by ``run["category_map"]`` (logged), checked
     (``check_library``: errors raised, warnings logged) and its skill text capped at ``max_skill_chars`` (each cut logged); the one loader of the pipeline and ``masa align``."""
-    library = SkillLibrary.load(path, run.get("include_skill_files", False))
+    library = load_library(path, run.get("include_skill_files", False))
     mapping = {k: v for k, v in run.get("category_map", {}).items() if k in library.task_specific_skills}
     if mapping:
         library = library.with_categories_mapped(mapping)

@@ -14,9 +14,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from masa.agent import AgentConfig, build_conversation, greedy, penalised
 from masa.envs.base import ExpertState
 from masa.llm.base import LLM, ScoreRequest
+from masa.rollout.agent import AgentConfig, build_conversation, greedy, penalised
 
 
 def has_expert_path(env_name: str, tasks: list[str]) -> bool:

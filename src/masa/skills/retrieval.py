@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from masa.config import schema_entry
-from masa.skills import Mistake, Skill, SkillLibrary
+from masa.skills.library import Mistake, Skill, SkillLibrary
 
 K1, B = 1.5, 0.75
 Item = TypeVar("Item", Skill, Mistake)

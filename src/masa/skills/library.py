@@ -172,14 +172,13 @@ class SkillLibrary:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def load(cls, path: str | Path, include_files: bool = False) -> SkillLibrary:
-        """A library from its JSON file, or from an Agent Skills folder (``masa.agentskills``; ``include_files``
-        adds a public skill's reference files to its text)."""
+    def load(cls, path: str | Path) -> SkillLibrary:
+        """A library from its JSON file (an Agent Skills folder: ``masa.skills.agentskills.load_library``)."""
         path = Path(path)
         if path.is_dir():
-            from masa.agentskills import read_folder  # imports this module
-
-            return read_folder(path, include_files)
+            raise LibraryFormatError(
+                f"{path} is a folder: an Agent Skills folder is read by masa.skills.agentskills.load_library"
+            )
         return cls.from_json(read_text(path), source=str(path))
 
     def save(self, path: str | Path) -> None:

@@ -1,0 +1,1 @@
+"""The two searches (hill climbing, UCB), their shared loop, candidates, acceptance rules and budget."""

@@ -1,0 +1,1 @@
+"""Skill libraries: the format (library), Agent Skills folders (agentskills), and retrieval."""
