@@ -19,7 +19,7 @@ rule adapt_library:
     log:
         "logs/{backbone}/{env}/adapt_library.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/adapt_library.tsv"
+        "logs/benchmarks/{backbone}/{env}/adapt_library.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1
@@ -46,7 +46,7 @@ use rule search_task_skills as search_task_skills_no_stage1 with:
     log:
         "logs/{backbone}/{env}/ablation/no_stage1/search_task_skills/{category}.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/ablation/no_stage1/search_task_skills/{category}.tsv"
+        "logs/benchmarks/{backbone}/{env}/ablation/no_stage1/search_task_skills/{category}.tsv"
     params:
         checkpoint="results/{backbone}/{env}/ablation/no_stage1/task/{category}/checkpoint.json",
 
@@ -64,7 +64,7 @@ use rule merge_library as merge_library_no_stage1 with:
     log:
         "logs/{backbone}/{env}/ablation/no_stage1/merge_library.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/ablation/no_stage1/merge_library.tsv"
+        "logs/benchmarks/{backbone}/{env}/ablation/no_stage1/merge_library.tsv"
 
 
 use rule apply_rewriter as apply_rewriter_no_card with:
@@ -78,4 +78,4 @@ use rule apply_rewriter as apply_rewriter_no_card with:
     log:
         "logs/{backbone}/{env}/apply_rewriter_no_card.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/apply_rewriter_no_card.tsv"
+        "logs/benchmarks/{backbone}/{env}/apply_rewriter_no_card.tsv"

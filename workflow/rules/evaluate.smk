@@ -14,7 +14,7 @@ rule evaluate_method:
     log:
         "logs/{backbone}/{env}/evaluate/{method}.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/evaluate/{method}.tsv"
+        "logs/benchmarks/{backbone}/{env}/evaluate/{method}.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1
@@ -47,7 +47,7 @@ use rule evaluate_method as evaluate_swapped_library with:
     log:
         "logs/{backbone}/{env}/evaluate/swap_{source}.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/evaluate/swap_{source}.tsv"
+        "logs/benchmarks/{backbone}/{env}/evaluate/swap_{source}.tsv"
     params:
         method="masa",
         source=lambda wildcards: wildcards.source,
@@ -67,7 +67,7 @@ use rule evaluate_method as evaluate_external_library with:
     log:
         "logs/{backbone}/{env}/evaluate/external_{label}.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/evaluate/external_{label}.tsv"
+        "logs/benchmarks/{backbone}/{env}/evaluate/external_{label}.tsv"
     params:
         method="external",
         source=lambda wildcards: wildcards.label,
@@ -86,7 +86,7 @@ rule score_agreement:
     log:
         "logs/{backbone}/{env}/agreement.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/agreement.tsv"
+        "logs/benchmarks/{backbone}/{env}/agreement.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1
@@ -118,7 +118,7 @@ rule skill_contribution:
     log:
         "logs/{backbone}/{env}/evaluate/skill_contribution.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/evaluate/skill_contribution.tsv"
+        "logs/benchmarks/{backbone}/{env}/evaluate/skill_contribution.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1

@@ -12,7 +12,7 @@ rule export_trajectories:
     log:
         "logs/{backbone}/{env}/export_trajectories.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/export_trajectories.tsv"
+        "logs/benchmarks/{backbone}/{env}/export_trajectories.tsv"
     localrule: True
     conda:
         "../../envs/masa.yaml"
@@ -34,7 +34,7 @@ rule export_agent_skills:
     log:
         "logs/{backbone}/{env}/export_agent_skills.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/export_agent_skills.tsv"
+        "logs/benchmarks/{backbone}/{env}/export_agent_skills.tsv"
     localrule: True
     conda:
         "../../envs/masa.yaml"

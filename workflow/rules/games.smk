@@ -12,7 +12,7 @@ rule build_alfworld_games:
     log:
         "logs/games/{env}.log",
     benchmark:
-        "benchmarks/games/{env}.tsv"
+        "logs/benchmarks/games/{env}.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1

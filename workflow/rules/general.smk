@@ -19,7 +19,7 @@ rule climb_general_skills:
     log:
         "logs/{backbone}/{env}/climb_general_skills.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/climb_general_skills.tsv"
+        "logs/benchmarks/{backbone}/{env}/climb_general_skills.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1

@@ -8,7 +8,7 @@ rule prepare_model:
     log:
         "logs/prepare_model/{model}.log",
     benchmark:
-        "benchmarks/prepare_model/{model}.tsv"
+        "logs/benchmarks/prepare_model/{model}.tsv"
     conda:
         "../../envs/masa.yaml"
     params:
@@ -26,7 +26,7 @@ rule assemble_gguf:
     log:
         "logs/assemble_gguf/{model}.log",
     benchmark:
-        "benchmarks/assemble_gguf/{model}.tsv"
+        "logs/benchmarks/assemble_gguf/{model}.tsv"
     conda:
         "../../envs/masa.yaml"
     params:

@@ -16,7 +16,7 @@ rule build_model_profile:
     log:
         "logs/{backbone}/build_model_profile.log",
     benchmark:
-        "benchmarks/{backbone}/build_model_profile.tsv"
+        "logs/benchmarks/{backbone}/build_model_profile.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1

@@ -114,7 +114,7 @@ rule report:
     log:
         "logs/report.log",
     benchmark:
-        "benchmarks/report.tsv"
+        "logs/benchmarks/report.tsv"
     localrule: True
     conda:
         "../../envs/masa.yaml"
@@ -149,7 +149,7 @@ rule plot_hillclimb:
     log:
         "logs/{backbone}/{env}/plot_hillclimb.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/plot_hillclimb.tsv"
+        "logs/benchmarks/{backbone}/{env}/plot_hillclimb.tsv"
     localrule: True
     conda:
         "../../envs/masa.yaml"
@@ -178,7 +178,7 @@ use rule plot_hillclimb as plot_tree with:
     log:
         "logs/{backbone}/{env}/plot_tree/{category}.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/plot_tree/{category}.tsv"
+        "logs/benchmarks/{backbone}/{env}/plot_tree/{category}.tsv"
     localrule: True
     params:
         title="Stage 2 UCB tree: {backbone} on {env}, {category}",

@@ -25,7 +25,7 @@ rule build_rewriter_data:
     log:
         "logs/rewriter/{env}/build_rewriter_data.log",
     benchmark:
-        "benchmarks/rewriter/{env}/build_rewriter_data.tsv"
+        "logs/benchmarks/rewriter/{env}/build_rewriter_data.tsv"
     conda:
         "../../envs/masa.yaml"
     params:
@@ -56,7 +56,7 @@ rule train_rewriter:
     log:
         "logs/rewriter/{env}/train_rewriter.log",
     benchmark:
-        "benchmarks/rewriter/{env}/train_rewriter.tsv"
+        "logs/benchmarks/rewriter/{env}/train_rewriter.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 2
@@ -83,7 +83,7 @@ rule apply_rewriter:
     log:
         "logs/{backbone}/{env}/apply_rewriter.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/apply_rewriter.tsv"
+        "logs/benchmarks/{backbone}/{env}/apply_rewriter.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1

@@ -19,7 +19,7 @@ rule search_task_skills:
     log:
         "logs/{backbone}/{env}/search_task_skills/{category}.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/search_task_skills/{category}.tsv"
+        "logs/benchmarks/{backbone}/{env}/search_task_skills/{category}.tsv"
     conda:
         "../../envs/masa.yaml"
     threads: 1
@@ -50,7 +50,7 @@ rule merge_library:
     log:
         "logs/{backbone}/{env}/merge_library.log",
     benchmark:
-        "benchmarks/{backbone}/{env}/merge_library.tsv"
+        "logs/benchmarks/{backbone}/{env}/merge_library.tsv"
     localrule: True
     conda:
         "../../envs/masa.yaml"
