@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from masa.io import CorruptFileError
 from masa.rollout.cost import Cost
@@ -38,12 +38,8 @@ class SearchState:
     stopped_by: str = "iterations"  # or "patience", or "budget: ..." (what ran out)
 
     def counters(self) -> dict[str, int | str]:
-        return {
-            "iteration": self.iteration,
-            "best": self.best,
-            "patience": self.patience,
-            "stopped_by": self.stopped_by,
-        }
+        """Every field but the candidates: what the checkpoint saves beside them."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "candidates"}
 
 
 def save_checkpoint(checkpoint: Checkpoint | None, state: SearchState, teacher: Teacher) -> None:
@@ -90,7 +86,7 @@ def load_checkpoint(checkpoint: Checkpoint | None, teacher: Teacher) -> SearchSt
         )
         return None
     teacher.restore(record["teacher"])
-    counters = {k: record[k] for k in ("iteration", "best", "patience", "stopped_by")}
+    counters = {f.name: record[f.name] for f in fields(SearchState) if f.name != "candidates"}
     return SearchState(candidates, **counters)
 
 
