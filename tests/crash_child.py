@@ -192,7 +192,7 @@ def main() -> None:
     install_checkpoint_pauses(masa.search.loop, checkpoint, pause)
     if args.search == "hillclimb":
         result = climb_general_skills(
-            INITIAL, evaluate, teacher, {}, HillClimbConfig(iterations=6, patience=3), 7, checkpoint
+            INITIAL, evaluate, teacher, {}, HillClimbConfig(iterations=6, patience=2), 7, checkpoint
         )
         best, records, extra = result.best, result.candidates, {"stopped_by": result.stopped_by}
     else:

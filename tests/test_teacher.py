@@ -265,3 +265,16 @@ def test_the_weaknesses_prompt_hides_the_cards_own_lists_and_drops_the_nothing_s
     found = LLMTeacher(llm, EditTeacher(POOL)).weaknesses(card, [won])
     assert found == ["Picks up objects without ever focusing on one"]  # no "no systematic weakness" line
     assert "family: X" in llm.prompts[0] and "very fast" not in llm.prompts[0]
+
+
+def test_rewrites_are_sampled_with_their_seed_and_analyses_start_greedy():
+    changed = json.dumps([{"skill_id": "x", "title": "T", "principle": "P changed", "when_to_apply": ""}])
+    llm = ScriptedLLM(name="t", replies=[changed[len('[{"skill_id": "') :]])
+    calls = []
+    original = llm.generate
+    llm.generate = lambda *a, **k: calls.append(k) or original(*a, **k)
+    teacher = LLMTeacher(llm, EditTeacher(POOL), retries=0, temperature=0.6)
+    teacher.rewrite(SKILLS, "general", "", {}, [], seed=7)
+    llm.replies = [MISTAKE[len('[{"mistake_id": "') :] + 'm", "description": "loops"}]']
+    teacher.attribute([failed_episode()], "general")
+    assert [(c["temperature"], c["seed"]) for c in calls] == [(0.6, 7), (0.0, 0)]

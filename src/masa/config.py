@@ -150,6 +150,20 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
 RESERVED_RESULT_FOLDERS = ("report", "rewriter", "trajectories")
 
 
+def run_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The slice of a validated config that every searching or evaluating stage plays episodes with (the
+    ``run`` of ``masa.stages.context.open_context``), in one place for the workflow and for scripts."""
+    skills = config["skills"]
+    return {
+        "seed": config["seed"],
+        "noop_penalty": config["reward"]["noop_penalty"],
+        **{
+            k: skills[k]
+            for k in ("retrieval", "topk", "category_map", "include_skill_files", "max_skill_chars")
+        },
+    }
+
+
 def model_specs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every model of the config (backbones' and the teacher's) with where it is."""
     models = [(f"backbones.{n}.model", b["model"]) for n, b in config["backbones"].items()]

@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 from masa.codeversion import code_version
-from masa.config import SCHEMA, validate_config
+from masa.config import SCHEMA, run_settings, validate_config
 from masa.rollout.fitness import has_expert_path
 from masa.gpus import model_gpus, search_job_gpus
 from masa.methods import METHODS as METHOD_REGISTRY
@@ -22,15 +22,7 @@ EVALUATION_SETTINGS = {
     k: config["evaluation"][k]
     for k in ("seeds", "temperature", "max_failed_share", "bootstrap_resamples")
 }
-RUN = {
-    "seed": config["seed"],
-    "noop_penalty": config["reward"]["noop_penalty"],
-    "retrieval": config["skills"]["retrieval"],
-    "topk": config["skills"]["topk"],
-    "category_map": config["skills"]["category_map"],
-    "include_skill_files": config["skills"]["include_skill_files"],
-    "max_skill_chars": config["skills"]["max_skill_chars"],
-}
+RUN = run_settings(config)
 # How fast and where episodes are played, never what they give (masa.stages.context.Machine): rules take these as
 # resources, which Snakemake does not compare when it decides what to re-run, so tuning them re-runs nothing.
 EPISODES_IN_FLIGHT = config["engine"]["episodes_in_flight"]

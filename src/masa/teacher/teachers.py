@@ -221,16 +221,19 @@ class LLMTeacher(Teacher):
     """A prompted language model, in two steps per edit: failure attribution, then rewriting.
 
     Both steps answer in JSON of the library format (attribution: ``common_mistakes`` items; rewriting: skill
-    items), validated against it and retried up to ``retries`` times (the first attempt greedy, retries
-    sampled); when no attempt validates, the edit-operator teacher answers instead. Every attempt and every
-    fallback is kept in ``transcript``.
+    items), validated against it and retried up to ``retries`` times; when no attempt validates, the
+    edit-operator teacher answers instead. Every attempt and every fallback is kept in ``transcript``.
+    Analyses (weaknesses, attribution) are greedy on the first attempt; rewrites are sampled on every
+    attempt, seeded: greedy decoding gave every child of a node the same proposal and, on a node's first
+    rewrite, copied the current skills (3 of the default run's 14 first rewrite attempts were rejected as
+    unchanged).
     """
 
     llm: LLM
     fallback: EditTeacher
     retries: int = 2
     max_new_tokens: int = 320
-    temperature: float = 0.7  # for retries; the first attempt is greedy
+    temperature: float = 0.7  # for rewrites and for the analyses' retries
     transcript: list[TeacherCall] = field(default_factory=list)
     fallbacks: int = 0
     seconds: float = 0.0  # spent in the model's calls, for the stage's cost
@@ -263,11 +266,13 @@ class LLMTeacher(Teacher):
         prefill: str,
         seed: int,
         tokens: int,
+        sampled: bool = False,
     ) -> T | None:
         """The first reply that ``parse`` accepts, or None after 1 + ``retries`` attempts.
 
         A backend that follows ``schema`` gets it and no prefill (its grammar starts the reply); any other
         is started with ``prefill``. ``parse`` checks both, since a schema cannot say "changed" or "sane".
+        The first attempt is greedy unless ``sampled``; retries are always sampled.
         """
         constrained = self.llm.follows_schema
         for attempt in range(1 + self.retries):
@@ -275,7 +280,7 @@ class LLMTeacher(Teacher):
             reply = self.llm.generate(
                 [[Message("system", TEACHER_ROLE), Message("user", prompt)]],
                 tokens,
-                temperature=0.0 if attempt == 0 else self.temperature,
+                temperature=self.temperature if sampled or attempt else 0.0,
                 seed=seed + attempt,
                 prefill="" if constrained else prefill,
                 schema=schema if constrained else None,
@@ -376,7 +381,14 @@ class LLMTeacher(Teacher):
             return revised
 
         revised = self._ask(
-            "rewrite", prompt, parse, SKILLS_SCHEMA, '[{"skill_id": "', seed, self.max_new_tokens
+            "rewrite",
+            prompt,
+            parse,
+            SKILLS_SCHEMA,
+            '[{"skill_id": "',
+            seed,
+            self.max_new_tokens,
+            sampled=True,
         )
         if revised is not None:
             return Rewrite(revised, "llm")
@@ -498,4 +510,5 @@ Best past skill lists with their rewards:
 {history}
 {rejected}
 Write the revised skills as JSON objects with keys "title", "principle", "when_to_apply".
-Keep them short and concrete. Output only the JSON list."""
+Change at least one principle where the failure analysis shows it is missing or wrong: a list identical to
+the current skills is rejected. Keep them short and concrete. Output only the JSON list."""
