@@ -58,13 +58,32 @@ def test_paper_config_lists_the_full_job_graph_in_seconds_with_gpus_on_the_model
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert seconds <= 15, f"dry run took {seconds:.1f} s"
     jobs = job_resources(result.stdout)
-    # One search job per backbone and category: the paper's four backbones over every task of both environments.
-    categories = sum(len(env["tasks"]) for env in paper["environments"].values())
+    # One search job per backbone and searched category: the paper's four backbones over every task of both
+    # environments but the held-out ones.
+    heldout = set(paper["rewriter"]["heldout_categories"])
+    categories = sum(len(set(env["tasks"]) - heldout) for env in paper["environments"].values())
     assert len(jobs["search_task_skills"]) == len(paper["backbones"]) * categories
     expected = {spec["model"]["gpus"] for spec in paper["backbones"].values()}
     for rule in GPU_RULES:
         assert {int(job["gpu"]) for job in jobs[rule]} == expected, rule
-    assert {int(job["gpu"]) for job in jobs["train_rewriter"]} == {paper["rewriter"]["gpus"]}
+    # The paper's rewriter: one full fine-tune of Qwen3-4B per environment, on its GPU, with the held-out
+    # categories out of its data (the rule's message, which a dry run prints in place of its block).
+    rewriter = paper["rewriter"]
+    assert rewriter["base_model"] == "Qwen/Qwen3-4B" and rewriter["method"] == "full"
+    trains = re.findall(
+        r"Train the (\S+) rewriter: (\S+), (\w+) fine-tuning, (\d+) GPU\(s\), (\d+) MB, held-out categories: (.*)",
+        result.stdout,
+    )
+    assert sorted(t[0] for t in trains) == sorted(paper["environments"])
+    wanted = (rewriter["base_model"], "full", str(rewriter["gpus"]), str(rewriter["mem_mb"]))
+    assert {t[1:5] for t in trains} == {wanted} and rewriter["gpus"] >= 1
+    assert {t[5] for t in trains} == {", ".join(rewriter["heldout_categories"])}
+    # Every baseline the paper reports, evaluated for every backbone and environment.
+    methods = paper["evaluation"]["methods"]
+    assert {"no_skill", "base_skill", "adapter", "masa", "rewriter_untrained", "rewriter"} <= set(methods)
+    pairs = len(paper["backbones"]) * len(paper["environments"])
+    assert len(jobs["evaluate_method"]) == pairs * len(methods)
+    assert len(jobs["apply_untrained_rewriter"]) == pairs
 
 
 def test_slurm_profile_gives_each_rule_its_memory_and_runtime():

@@ -306,3 +306,19 @@ def test_no_settings_class_defines_a_default_of_its_own():
             assert (list(default) if isinstance(default, tuple) else default) == expected, (cls, field.name)
             compared += 1
     assert compared >= 30
+
+
+def test_the_rewriters_base_model_is_a_packaged_model_a_folder_or_a_model_name(tmp_path):
+    """Issue 17: the paper's rewriter is Qwen3-4B, which no package ships; a cluster names it or its folder."""
+    folder = tmp_path / "qwen3-4b"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    for name in ("gemma3-270m", str(folder), "Qwen/Qwen3-4B"):
+        config = default()
+        config["rewriter"]["base_model"] = name
+        assert validate_config(config, SCHEMA)["rewriter"]["base_model"] == name
+    for name in (str(tmp_path / "missing"), str(tmp_path), "qwen3"):  # no folder, no config.json, no org/
+        config = default()
+        config["rewriter"]["base_model"] = name
+        with pytest.raises(ConfigError, match=r"rewriter.base_model: .* is neither a packaged model"):
+            validate_config(config, SCHEMA)

@@ -355,8 +355,15 @@ def test_tiny_lora_run_writes_a_loadable_adapter(smollm2_dir: Path, tmp_path: Pa
 
 
 def test_full_fine_tuning_saves_a_whole_model_with_its_record(smollm2_dir: Path, tmp_path: Path) -> None:
+    """From a local model folder, with gradient checkpointing: the paper's recipe for Qwen3-4B (issue 17)."""
     cfg = TrainConfig(
-        method="full", max_steps=1, epochs=1, max_length=320, effective_batch=2, learning_rate=1e-5
+        method="full",
+        max_steps=1,
+        epochs=1,
+        max_length=320,
+        effective_batch=2,
+        learning_rate=1e-5,
+        gradient_checkpointing=True,
     )
     result = train_rewriter(
         smollm2_dir, [shrink(ex) for ex in examples()[:2]], tmp_path / "full", cfg, log=print

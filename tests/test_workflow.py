@@ -150,8 +150,14 @@ def test_speed_and_location_settings_rerun_nothing(workdir):
         config["engine"] = {"episodes_in_flight": 2}
         config["cache_dir"] = "elsewhere/cache"
         config["environments"]["scienceworld"]["heap_mb"] = 1024
+        config["rewriter"].update(gpus=0, mem_mb=123, runtime=5)  # a job's request, not its result
 
     assert planned_rules(workdir, tune) == set()
+
+
+def test_a_rewriter_inference_setting_reruns_its_inference_not_its_training(workdir):
+    jobs = planned_rules(workdir, lambda c: c["rewriter"].update(max_new_tokens=32))
+    assert "apply_rewriter" in jobs and "train_rewriter" not in jobs and "build_rewriter_data" not in jobs
 
 
 def test_a_stage_2_setting_reruns_stage_2_and_what_depends_on_it_only(workdir):

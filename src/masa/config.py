@@ -10,6 +10,7 @@ import copy
 import difflib
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 
 from masa.envs.alfworld_games import CATEGORIES
 from masa.gpus import gpu_problems
+from masa.llm.packaged import PACKAGED_MODELS
 from masa.methods import METHODS
 
 # Shipped inside the package, so an installed masa validates and takes defaults without a checkout;
@@ -174,6 +176,7 @@ def path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
     """Every config value that is a file system path, as (where, the dict holding it, its key)."""
     slots = [("cache_dir", config, "cache_dir")] if config.get("cache_dir") else []
     slots += [(f"{where}.path", model, "path") for where, model in model_specs(config) if "path" in model]
+    slots += [("rewriter.base_model", config["rewriter"], "base_model")]
     slots += [(f"skills.base.{env}", config["skills"]["base"], env) for env in config["skills"]["base"]]
     slots += [
         (f"evaluation.external_libraries.{label}.{env}", paths, env)
@@ -217,8 +220,27 @@ def model_path_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+# A model name that a model cache (the cluster's Hugging Face cache) resolves: "organisation/name".
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def rewriter_base_problems(config: dict[str, Any]) -> list[str]:
+    """``rewriter.base_model`` is a packaged model, a local transformers folder, or an organisation/name
+    that the cluster's model cache resolves when the job loads it."""
+    name = config["rewriter"]["base_model"]
+    if name in PACKAGED_MODELS or (Path(name) / "config.json").is_file():
+        return []
+    if not Path(name).exists() and HUB_NAME.fullmatch(name):
+        return []
+    return [
+        f"rewriter.base_model: {name!r} is neither a packaged model ({', '.join(PACKAGED_MODELS)}), a "
+        "transformers model folder (with a config.json), nor an organisation/name model name such as "
+        "Qwen/Qwen3-4B; name one of those"
+    ]
+
+
 def cross_field_problems(config: dict[str, Any]) -> list[str]:
-    problems = model_path_problems(config)
+    problems = model_path_problems(config) + rewriter_base_problems(config)
     profile = config.setdefault("profile_environment", next(iter(config["environments"])))
     if profile not in config["environments"]:
         problems.append(

@@ -48,6 +48,13 @@ REGISTRY = (
         "results/{backbone}/{env}/library.json",
         priced_by=(Priced("climb_general_skills", "candidates"), Priced("search_task_skills", "tree", True)),
     ),
+    # The paper's "4B-Rewrite": the rewriter's base model without the learned policy, prompted the same way.
+    Method(
+        "rewriter_untrained",
+        "Untrained rewriter",
+        "results/{backbone}/{env}/rewriter_untrained/library.json",
+        priced_by=(Priced("apply_untrained_rewriter", "record"),),
+    ),
     Method(
         "rewriter",
         "Rewriter",

@@ -69,8 +69,8 @@ use rule merge_library as merge_library_no_stage1 with:
 
 use rule apply_rewriter as apply_rewriter_no_card with:
     input:
+        unpack(lambda wildcards: REWRITER_INPUT),
         adapter=rules.train_rewriter.output.adapter,
-        base_model=REWRITER_BASE,
         base=base_library,
     output:
         library="results/{backbone}/{env}/rewriter_no_card/library.json",
@@ -79,3 +79,18 @@ use rule apply_rewriter as apply_rewriter_no_card with:
         "logs/{backbone}/{env}/apply_rewriter_no_card.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/apply_rewriter_no_card.tsv"
+
+
+# The untrained rewriter (the paper's "4B-Rewrite"): the rewriter's base model, no adapter, the same prompt.
+use rule apply_rewriter as apply_untrained_rewriter with:
+    input:
+        unpack(lambda wildcards: REWRITER_INPUT),
+        card=rules.build_model_profile.output.card,
+        base=base_library,
+    output:
+        library="results/{backbone}/{env}/rewriter_untrained/library.json",
+        record="results/{backbone}/{env}/rewriter_untrained/record.json",
+    log:
+        "logs/{backbone}/{env}/apply_untrained_rewriter.log",
+    benchmark:
+        "logs/benchmarks/{backbone}/{env}/apply_untrained_rewriter.tsv"

@@ -6,6 +6,7 @@ from masa.codeversion import code_version
 from masa.config import SCHEMA, run_settings, validate_config
 from masa.rollout.fitness import has_expert_path
 from masa.gpus import model_gpus, search_job_gpus
+from masa.llm.packaged import PACKAGED_MODELS
 from masa.methods import METHODS as METHOD_REGISTRY
 from masa.stages.context import COUNTS
 

@@ -6,7 +6,25 @@
 #   results/{backbone}/{env}/rewriter/       the skills it writes for each backbone in one pass, no search
 # A train_checkpoint.pt beside them (every rewriter.checkpoint_every steps) lets a killed job resume.
 # Trained on TRAINING_BACKBONES (rewriter.heldout_backbones excluded) and the non-held-out categories.
-REWRITER_BASE = f"resources/models/{config['rewriter']['base_model']}"
+from masa.stages.rewriter import INFERENCE_KEYS, TRAINING_KEYS
+
+# rewriter.base_model: a packaged model (its prepared folder, an input), a local folder (an input, so that
+# replacing it re-trains) or an organisation/name the job's model cache resolves (a param only).
+REWRITER_NAME = config["rewriter"]["base_model"]
+REWRITER_BASE = (
+    model_folder({"packaged": REWRITER_NAME})
+    if REWRITER_NAME in PACKAGED_MODELS
+    else REWRITER_NAME
+)
+REWRITER_TRAINING = {
+    k: config["rewriter"][k] for k in TRAINING_KEYS if k in config["rewriter"]
+}
+REWRITER_INFERENCE = {k: config["rewriter"][k] for k in INFERENCE_KEYS}
+REWRITER_INPUT = (
+    {"base_model": REWRITER_BASE}
+    if REWRITER_NAME in PACKAGED_MODELS or Path(REWRITER_NAME).is_dir()
+    else {}
+)
 
 
 rule build_rewriter_data:
@@ -44,8 +62,8 @@ rule build_rewriter_data:
 
 rule train_rewriter:
     input:
+        unpack(lambda wildcards: REWRITER_INPUT),
         data=rules.build_rewriter_data.output[0],
-        base_model=REWRITER_BASE,
     output:
         adapter=directory("results/rewriter/{env}/adapter"),
         loss=report(
@@ -62,19 +80,26 @@ rule train_rewriter:
     threads: 2
     resources:
         gpu=config["rewriter"]["gpus"],
+        mem_mb=lambda wildcards, attempt: config["rewriter"]["mem_mb"] * attempt,
+        runtime=config["rewriter"]["runtime"],
     params:
         code=stage_code("train_rewriter.py"),
-        training=config["rewriter"],
+        base_model=REWRITER_BASE,
+        training=REWRITER_TRAINING,
         seed=config["seed"],
         checkpoint="results/rewriter/{env}/train_checkpoint.pt",
+    message:
+        "Train the {wildcards.env} rewriter: {params.base_model}, {params.training[method]} fine-tuning, "
+        "{resources.gpu} GPU(s), {resources.mem_mb} MB, held-out categories: "
+        + (", ".join(HELDOUT) or "none")
     script:
         "../scripts/train_rewriter.py"
 
 
 rule apply_rewriter:
     input:
+        unpack(lambda wildcards: REWRITER_INPUT),
         adapter=rules.train_rewriter.output.adapter,
-        base_model=REWRITER_BASE,
         card=rules.build_model_profile.output.card,
         base=base_library,
     output:
@@ -87,12 +112,15 @@ rule apply_rewriter:
     conda:
         "../../envs/masa.yaml"
     threads: 1
+    resources:
+        gpu=config["rewriter"]["gpus"],
     params:
         code=stage_code("apply_rewriter.py"),
+        base_model=REWRITER_BASE,
         env=lambda wildcards: wildcards.env,
         categories=lambda wildcards: categories(wildcards.env),
         heldout=HELDOUT,
-        inference=config["rewriter"],
+        inference=REWRITER_INFERENCE,
         seed=config["seed"],
     script:
         "../scripts/apply_rewriter.py"

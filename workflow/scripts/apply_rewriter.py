@@ -6,8 +6,8 @@ from masa.stages.rewriter import apply_rewriter
 sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])
 apply_rewriter(
-    base_model_dir=sm.input.base_model,
-    adapter_dir=sm.input.adapter,
+    base_model_dir=sm.params.base_model,
+    adapter_dir=getattr(sm.input, "adapter", None),  # absent: the untrained rewriter
     card_path=getattr(sm.input, "card", None),  # absent: the no-card ablation
     base_library=sm.input.base,
     env=sm.params.env,

@@ -7,7 +7,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 prepare_process(sm.log[0])
 fit_rewriter(
     sm.input.data,
-    sm.input.base_model,
+    sm.params.base_model,
     sm.params.training,
     sm.params.seed,
     sm.output.adapter,

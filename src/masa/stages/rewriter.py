@@ -89,6 +89,27 @@ def build_rewriter_data(
     return len(examples)
 
 
+# The rewriter section's keys that training reads, and those that applying it reads: each rule gets only its
+# own, so that a change of rewriter.gpus, mem_mb or runtime (or of the other rule's keys) re-runs nothing.
+TRAINING_KEYS = (
+    "method",
+    "lora_r",
+    "lora_alpha",
+    "target_modules",
+    "bf16_on_cpu",
+    "learning_rate",
+    "full_learning_rate",
+    "epochs",
+    "max_steps",
+    "warmup_ratio",
+    "effective_batch",
+    "max_length",
+    "checkpoint_every",
+    "gradient_checkpointing",
+)
+INFERENCE_KEYS = ("max_new_tokens", "retries")
+
+
 def train_config(params: dict[str, Any], seed: int) -> TrainConfig:
     """The training settings from the ``rewriter`` config section.
 
@@ -108,6 +129,7 @@ def train_config(params: dict[str, Any], seed: int) -> TrainConfig:
         effective_batch=params["effective_batch"],
         max_length=params["max_length"],
         checkpoint_every=params["checkpoint_every"],
+        gradient_checkpointing=params["gradient_checkpointing"],
         seed=seed,
     )
 
@@ -224,7 +246,7 @@ def align_library(
 
 def apply_rewriter(
     base_model_dir: str,
-    adapter_dir: str,
+    adapter_dir: str | None,
     card_path: str | None,
     base_library: str,
     env: str,
@@ -241,7 +263,8 @@ def apply_rewriter(
     Held-out categories (never searched, never in the training data) are rewritten like the others; the
     record lists them so the evaluation can compare the rewriter's skills there against the base skills.
     ``cost.seconds`` counts loading the model too: it is what aligning one library costs from cold.
-    ``card_path`` None gives the rewriter an empty card (the "rewriter without the card" ablation).
+    ``card_path`` None gives the rewriter an empty card (the "rewriter without the card" ablation);
+    ``adapter_dir`` None plays the base model untrained (the paper's untrained-rewriter baseline).
     """
     started = time.monotonic()
     llm, untrained = load_aligner(base_model_dir, adapter_dir, threads)
