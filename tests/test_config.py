@@ -322,3 +322,10 @@ def test_the_rewriters_base_model_is_a_packaged_model_a_folder_or_a_model_name(t
         config["rewriter"]["base_model"] = name
         with pytest.raises(ConfigError, match=r"rewriter.base_model: .* is neither a packaged model"):
             validate_config(config, SCHEMA)
+
+
+def test_a_cross_environment_rewriter_needs_another_environment():
+    config = default()
+    config["evaluation"]["methods"].append("rewriter_cross_env")
+    with pytest.raises(ConfigError, match="'rewriter_cross_env' learns from the other environments"):
+        validate_config(config, SCHEMA)

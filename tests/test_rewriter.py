@@ -260,8 +260,9 @@ def test_stage_writes_a_huggingface_dataset_without_heldout_data(tmp_path: Path)
     import datasets
 
     from masa.io import write_yaml
+    from masa.rewriter.data import dataset_metadata
     from masa.stages.export import PARTITION_COLUMNS, partition_path
-    from masa.stages.rewriter import build_rewriter_data
+    from masa.stages.rewriter import DataSource, build_rewriter_data
 
     frame, paths, cards = trajectories(), [], {}
     for (backbone, env), rows in frame.groupby(["backbone", "env"]):
@@ -273,10 +274,14 @@ def test_stage_writes_a_huggingface_dataset_without_heldout_data(tmp_path: Path)
         write_yaml(cards[backbone], CARDS[backbone])
     base_library().save(tmp_path / "base.json")
     out = tmp_path / "train.parquet"
+    source = DataSource(str(tmp_path / "base.json"), list(CATEGORIES))
     count = build_rewriter_data(
-        paths, cards, str(tmp_path / "base.json"), "sciworld", list(CATEGORIES), HELDOUT_CATEGORIES, 0.5, 0,
-        str(out), heldout_backbones=HELDOUT_BACKBONES,
+        paths, cards, {"sciworld": source}, HELDOUT_CATEGORIES, 0.5, 0, str(out),
+        heldout_backbones=HELDOUT_BACKBONES,
     )  # fmt: skip
+    assert dataset_metadata(out) == {
+        "scope": "environment", "environments": ["sciworld"], "heldout_environments": []
+    }  # fmt: skip
     loaded = datasets.load_dataset("parquet", data_files=str(out), split="train")
     assert loaded.num_rows == count > 0
     assert loaded.column_names == [f.name for f in fields(RewriterExample)]
@@ -669,9 +674,85 @@ def test_apply_rewriter_writes_heldout_categories_and_records_cost(
 
 
 def test_holding_out_every_backbone_is_refused_by_name(tmp_path: Path) -> None:
-    from masa.stages.rewriter import build_rewriter_data
+    from masa.stages.rewriter import DataSource, build_rewriter_data
 
     with pytest.raises(ValueError, match=r"rewriter\.heldout_backbones"):
         build_rewriter_data(
-            [], {}, "base.json", "sciworld", ["boil"], [], 0.5, 0, str(tmp_path / "t.parquet")
+            [], {}, {"sciworld": DataSource("base.json", ["boil"])}, [], 0.5, 0, str(tmp_path / "t.parquet")
         )
+
+
+def test_a_cross_environment_rewriter_learns_from_other_environments_only(tmp_path: Path) -> None:
+    """Issue 17: the rewriter for an environment trained on every other one's trajectories, never its own."""
+    from masa.io import write_yaml
+    from masa.rewriter.data import dataset_metadata
+    from masa.stages.rewriter import DataSource, build_rewriter_data
+
+    frame = trajectories()
+    both = pd.concat([frame, frame.assign(env="alfworld")], ignore_index=True)  # two environments' runs
+    both.to_parquet(tmp_path / "all.parquet")
+    cards = {}
+    for backbone in CARDS:
+        cards[backbone] = str(tmp_path / f"{backbone}.yaml")
+        write_yaml(cards[backbone], CARDS[backbone])
+    base_library().save(tmp_path / "base.json")
+    source = DataSource(str(tmp_path / "base.json"), list(CATEGORIES))
+    out = tmp_path / "cross.parquet"
+    count = build_rewriter_data(
+        [str(tmp_path / "all.parquet")], cards, {"alfworld": source}, HELDOUT_CATEGORIES, 0.5, 0, str(out),
+        heldout_backbones=HELDOUT_BACKBONES, heldout_environments=["sciworld"],
+    )  # fmt: skip
+    data = read_dataset(out)
+    assert count == len(data) > 0 and {ex.env for ex in data} == {"alfworld"}
+    assert dataset_metadata(out) == {
+        "scope": "cross_environment", "environments": ["alfworld"], "heldout_environments": ["sciworld"]
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="held-out environment 'sciworld' is among"):
+        build_rewriter_data(
+            [str(tmp_path / "all.parquet")], cards, {"sciworld": source}, [], 0.5, 0, str(out),
+            heldout_environments=["sciworld"],
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="held-out environment 'alfworld' entered"):
+        check_no_heldout(data, [], [], ["alfworld"])
+
+
+def test_a_rewriter_trained_on_alfworld_style_runs_writes_scienceworld_skills(
+    smollm2_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 17, end to end through the stage functions: data from ALFWorld-style trajectories only (the
+    target environment held out), one LoRA step on the packaged SmolLM2, then ScienceWorld skills from it."""
+    from masa.config import with_schema_defaults
+    from masa.io import write_yaml
+    from masa.rewriter.data import dataset_metadata
+    from masa.stages.rewriter import DataSource, apply_rewriter, build_rewriter_data, fit_rewriter
+
+    trajectories().assign(env="alfworld-generated").to_parquet(tmp_path / "alfworld.parquet")
+    cards = {b: str(tmp_path / f"{b}.yaml") for b in CARDS}
+    for backbone, path in cards.items():
+        write_yaml(path, CARDS[backbone])
+    base_library().save(tmp_path / "alfworld-base.json")
+    data = tmp_path / "train.parquet"
+    count = build_rewriter_data(
+        [str(tmp_path / "alfworld.parquet")], cards,
+        {"alfworld-generated": DataSource(str(tmp_path / "alfworld-base.json"), list(CATEGORIES))},
+        HELDOUT_CATEGORIES, 0.5, 0, str(data), heldout_environments=["scienceworld"],
+    )  # fmt: skip
+    assert count > 0 and dataset_metadata(data)["heldout_environments"] == ["scienceworld"]
+    params = with_schema_defaults({}, "rewriter")
+    params.update(max_steps=1, epochs=1, max_length=1024, effective_batch=1, target_modules=list(QV))
+    adapter = tmp_path / "adapter"
+    fit_rewriter(str(data), str(smollm2_dir), params, 0, str(adapter), str(tmp_path / "loss.png"))
+    assert (adapter / "adapter_config.json").is_file()
+
+    write_yaml(tmp_path / "card.yaml", CARDS["alpha"])
+    repo = Path(__file__).resolve().parents[1]
+    apply_rewriter(
+        str(smollm2_dir), str(adapter), str(tmp_path / "card.yaml"),
+        str(repo / "resources" / "skills" / "scienceworld.json"), "scienceworld", ["find-living-thing"],
+        {"max_new_tokens": 48, "retries": 0}, 0, str(tmp_path / "sw.json"), str(tmp_path / "sw.record.json"),
+        threads=2,
+    )  # fmt: skip
+    record = json.loads((tmp_path / "sw.record.json").read_text())
+    assert record["untrained"] is False and list(record["categories"]) == ["find-living-thing"]
+    written = SkillLibrary.load(tmp_path / "sw.json")
+    assert "find-living-thing" in written.task_specific_skills and written.general_skills

@@ -32,6 +32,9 @@ SLURM_RULES = {  # every rule of the tiny DAG but the local ones (merging, expor
     "build_rewriter_data",
     "train_rewriter",
     "apply_rewriter",
+    "build_cross_env_rewriter_data",
+    "train_cross_env_rewriter",
+    "apply_cross_env_rewriter",
     "evaluate_method",
     "evaluate_external_library",
     "score_agreement",
@@ -47,8 +50,10 @@ CI_OVERRIDES = [
     "runtime=30",
     "--set-resources",
     "train_rewriter:mem_mb=3000",
+    "train_cross_env_rewriter:mem_mb=3000",
     "--set-threads",
     "train_rewriter=2",
+    "train_cross_env_rewriter=2",
 ]
 
 

@@ -27,7 +27,7 @@ def workdir(tiny_local_run) -> Path:
 
 def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
-    methods = ["Adapter", "Base Skill", "MASA", "No Skill", "Rewriter"]
+    methods = ["Adapter", "Base Skill", "MASA", "No Skill", "Rewriter", "Rewriter (cross-environment)"]
     assert sorted(table.loc[table["env"] == "scienceworld", "method"]) == methods
     # tiny.yaml's external library is keyed by alfworld-generated only
     assert sorted(table.loc[table["env"] == "alfworld-generated", "method"]) == sorted(
@@ -77,6 +77,7 @@ def test_expert_agreement_is_scored_for_every_method_and_set_beside_reward(workd
         "adapter",
         "masa",
         "rewriter",
+        "rewriter_cross_env",
     }
     decisions = len(record["states"])
     assert decisions > 3 and all(
@@ -88,10 +89,10 @@ def test_expert_agreement_is_scored_for_every_method_and_set_beside_reward(workd
     assert record["methods"]["no_skill"]["per_state"] != record["methods"]["base_skill"]["per_state"]
     assert not (workdir / "results" / "smollm2-135m" / "alfworld-generated" / "agreement.json").exists()
     table = pd.read_csv(workdir / "results" / "report" / "agreement.csv")
-    assert len(table) == 5 and table["reward"].notna().all()
+    assert len(table) == 6 and table["reward"].notna().all()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     assert "## Expert agreement vs held-out reward" in summary
-    assert "Spearman(agreement, held-out reward), all backbones, 5 cells:" in summary
+    assert "Spearman(agreement, held-out reward), all backbones, 6 cells:" in summary
 
 
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):
@@ -102,6 +103,28 @@ def test_trajectories_are_readable_parquet_with_every_candidate(workdir):
     backbones = yaml.safe_load((workdir / "config" / "config.yaml").read_text())["backbones"]
     assert set(pd.read_parquet(workdir / "results" / "trajectories")["backbone"]) == set(backbones)
     assert frame["library_json"].map(lambda s: "general_skills" in json.loads(s)).all()
+
+
+def test_each_environments_cross_environment_rewriter_learned_from_the_other_only(workdir):
+    """Issue 17: the rewriter that writes ScienceWorld's skills saw ALFWorld-style trajectories only, and the
+    other way round; its data says so, and it is trained exactly when that data has an example."""
+    from masa.rewriter.data import dataset_metadata
+
+    envs = {"scienceworld", "alfworld-generated"}
+    for env in envs:
+        data = workdir / "results" / "rewriter_cross_env" / env / "train.parquet"
+        assert dataset_metadata(data) == {
+            "scope": "cross_environment",
+            "environments": sorted(envs - {env}),
+            "heldout_environments": [env],
+        }
+        examples = pd.read_parquet(data)
+        assert set(examples["env"]) <= envs - {env}
+        record = json.loads(
+            (workdir / "results" / "smollm2-135m" / env / "rewriter_cross_env" / "record.json").read_text()
+        )
+        untrained = (workdir / "results" / "rewriter_cross_env" / env / "adapter" / "UNTRAINED").exists()
+        assert record["untrained"] is untrained is (len(examples) == 0)
 
 
 def test_rewriter_adapter_loads_with_peft_or_says_why_not(workdir, smollm2_dir):

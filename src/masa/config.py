@@ -372,4 +372,9 @@ def disabled_input_problems(config: dict[str, Any]) -> list[str]:
                 f"evaluation.methods: '{method}' needs a search, but hillclimb.iterations and ucb.iterations "
                 f"are both 0; set one of them above 0 or remove '{method}' from evaluation.methods"
             )
+    if "rewriter_cross_env" in config["evaluation"]["methods"] and len(config["environments"]) < 2:
+        problems.append(
+            "evaluation.methods: 'rewriter_cross_env' learns from the other environments, but only "
+            f"{', '.join(config['environments'])} is configured; add an environment or remove it"
+        )
     return problems

@@ -61,6 +61,16 @@ REGISTRY = (
         "results/{backbone}/{env}/rewriter/library.json",
         priced_by=(Priced("train_rewriter", "adapter"), Priced("apply_rewriter", "record")),
     ),
+    # The paper's transfer claim: the rewriter of an environment trained on the other environments only.
+    Method(
+        "rewriter_cross_env",
+        "Rewriter (cross-environment)",
+        "results/{backbone}/{env}/rewriter_cross_env/library.json",
+        priced_by=(
+            Priced("train_cross_env_rewriter", "adapter"),
+            Priced("apply_cross_env_rewriter", "record"),
+        ),
+    ),
     Method(
         "masa_no_stage1",
         "MASA w/o Stage 1",

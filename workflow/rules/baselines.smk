@@ -94,3 +94,68 @@ use rule apply_rewriter as apply_untrained_rewriter with:
         "logs/{backbone}/{env}/apply_untrained_rewriter.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/apply_untrained_rewriter.tsv"
+
+
+# The cross-environment rewriter of {env}: trained on every other environment's trajectories and never on
+# {env}'s (checked in code), it writes {env}'s skills: results/rewriter_cross_env/{env}/ like
+# results/rewriter/{env}/, and results/{backbone}/{env}/rewriter_cross_env/library.json.
+use rule build_rewriter_data as build_cross_env_rewriter_data with:
+    input:
+        trajectories=lambda wildcards: [
+            f"results/trajectories/backbone={b}/env={e}/part-0.parquet"
+            for e in other_envs(wildcards.env)
+            for b in TRAINING_BACKBONES
+        ],
+        cards=expand(
+            "results/{backbone}/profile/card.yaml", backbone=TRAINING_BACKBONES
+        ),
+        base=lambda wildcards: [
+            config["skills"]["base"][e] for e in other_envs(wildcards.env)
+        ],
+        teacher=lambda wildcards: [
+            path
+            for e in other_envs(wildcards.env)
+            for path in teacher_rewrites(e).values()
+        ],
+    output:
+        "results/rewriter_cross_env/{env}/train.parquet",
+    log:
+        "logs/rewriter_cross_env/{env}/build_rewriter_data.log",
+    benchmark:
+        "logs/benchmarks/rewriter_cross_env/{env}/build_rewriter_data.tsv"
+    params:
+        sources=lambda wildcards: rewriter_sources(other_envs(wildcards.env)),
+        heldout_environments=lambda wildcards: [wildcards.env],
+
+
+use rule train_rewriter as train_cross_env_rewriter with:
+    input:
+        unpack(lambda wildcards: REWRITER_INPUT),
+        data=rules.build_cross_env_rewriter_data.output[0],
+    output:
+        adapter=directory("results/rewriter_cross_env/{env}/adapter"),
+        loss="results/rewriter_cross_env/{env}/loss.png",
+    log:
+        "logs/rewriter_cross_env/{env}/train_rewriter.log",
+    benchmark:
+        "logs/benchmarks/rewriter_cross_env/{env}/train_rewriter.tsv"
+    params:
+        checkpoint="results/rewriter_cross_env/{env}/train_checkpoint.pt",
+    message:
+        "Train the cross-environment rewriter of {wildcards.env} on the other environments: "
+        "{params.base_model}, {params.training[method]} fine-tuning, {resources.gpu} GPU(s)"
+
+
+use rule apply_rewriter as apply_cross_env_rewriter with:
+    input:
+        unpack(lambda wildcards: REWRITER_INPUT),
+        adapter=rules.train_cross_env_rewriter.output.adapter,
+        card=rules.build_model_profile.output.card,
+        base=base_library,
+    output:
+        library="results/{backbone}/{env}/rewriter_cross_env/library.json",
+        record="results/{backbone}/{env}/rewriter_cross_env/record.json",
+    log:
+        "logs/{backbone}/{env}/apply_cross_env_rewriter.log",
+    benchmark:
+        "logs/benchmarks/{backbone}/{env}/apply_cross_env_rewriter.tsv"

@@ -163,15 +163,29 @@ if set(HELDOUT_BACKBONES) - set(BACKBONES):
 TRAINING_BACKBONES = [b for b in BACKBONES if b not in HELDOUT_BACKBONES]
 
 
-def teacher_rewrites(wildcards):
+def teacher_rewrites(env):
     """Each training backbone's one-shot teacher rewrite (the adapt_library rule's output) when the workflow
     has that rule; without it the trajectories' first teacher rewrites stand in."""
     if not workflow.is_rule("adapt_library"):
         return {}
+    return {b: f"results/{b}/{env}/adapter/library.json" for b in TRAINING_BACKBONES}
+
+
+def rewriter_sources(envs):
+    """The environments a rewriter learns from, as masa.stages.rewriter.DataSource fields."""
     return {
-        b: f"results/{b}/{wildcards.env}/adapter/library.json"
-        for b in TRAINING_BACKBONES
+        e: {
+            "base_library": config["skills"]["base"][e],
+            "categories": categories(e),
+            "teacher_rewrites": teacher_rewrites(e),
+        }
+        for e in envs
     }
+
+
+def other_envs(env):
+    """Every environment but ``env``: what its cross-environment rewriter learns from."""
+    return [e for e in ENVS if e != env]
 
 
 # GPUs per job (the `gpu` resource: SLURM's --gpus); 0 everywhere in the CPU default.

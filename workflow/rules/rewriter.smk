@@ -37,7 +37,7 @@ rule build_rewriter_data:
             "results/{backbone}/profile/card.yaml", backbone=TRAINING_BACKBONES
         ),
         base=base_library,
-        teacher=lambda wildcards: list(teacher_rewrites(wildcards).values()),
+        teacher=lambda wildcards: list(teacher_rewrites(wildcards.env).values()),
     output:
         "results/rewriter/{env}/train.parquet",
     log:
@@ -48,12 +48,11 @@ rule build_rewriter_data:
         "../../envs/masa.yaml"
     params:
         code=stage_code("build_rewriter_data.py"),
-        env=lambda wildcards: wildcards.env,
-        categories=lambda wildcards: categories(wildcards.env),
+        sources=lambda wildcards: rewriter_sources([wildcards.env]),
+        heldout_environments=[],
         backbones=TRAINING_BACKBONES,
         heldout=HELDOUT,
         heldout_backbones=HELDOUT_BACKBONES,
-        teacher_rewrites=teacher_rewrites,
         min_reward_quantile=config["rewriter"]["min_reward_quantile"],
         seed=config["seed"],
     script:

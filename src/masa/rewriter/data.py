@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -388,11 +388,17 @@ def build_examples(
 
 
 def check_no_heldout(
-    examples: Iterable[RewriterExample], heldout_categories: list[str], heldout_backbones: list[str]
+    examples: Iterable[RewriterExample],
+    heldout_categories: list[str],
+    heldout_backbones: list[str],
+    heldout_environments: Sequence[str] = (),
 ) -> None:
-    """Raise ``ValueError`` naming the first held-out backbone or category found anywhere in the examples."""
+    """Raise ``ValueError`` naming the first held-out backbone, environment or category found anywhere in
+    the examples."""
     heldout_cat, heldout_bb = set(heldout_categories), set(heldout_backbones)
     for ex in examples:
+        if ex.env in heldout_environments:
+            raise ValueError(f"held-out environment '{ex.env}' entered the rewriter data ({ex.source})")
         if ex.backbone in heldout_bb:
             raise ValueError(f"held-out backbone '{ex.backbone}' entered the rewriter data ({ex.source})")
         for text in (ex.input_skills_json, ex.target_skills_json):
@@ -404,12 +410,22 @@ def check_no_heldout(
                 )
 
 
-def write_dataset(examples: list[RewriterExample], path: str | Path) -> None:
-    """Parquet with one plain string column per field (readable by pandas and ``datasets``)."""
+def write_dataset(
+    examples: list[RewriterExample], path: str | Path, metadata: dict[str, Any] | None = None
+) -> None:
+    """Parquet with one plain string column per field (readable by pandas and ``datasets``); ``metadata``
+    (what the data came from) is kept as JSON under the schema's ``masa`` key (``dataset_metadata``)."""
     names = [f.name for f in fields(RewriterExample)]
-    schema = pa.schema([(name, pa.string()) for name in names])
+    extra = {"masa": json.dumps(metadata, sort_keys=True)} if metadata else None
+    schema = pa.schema([(name, pa.string()) for name in names], metadata=extra)
     table = pa.Table.from_pylist([asdict(ex) for ex in examples], schema=schema)
     write_parquet(path, table)
+
+
+def dataset_metadata(path: str | Path) -> dict[str, Any]:
+    """What ``write_dataset`` recorded about the data's origin ({} for a file without it)."""
+    stored = (read_parquet(path).schema.metadata or {}).get(b"masa")
+    return json.loads(stored) if stored else {}
 
 
 def read_dataset(path: str | Path) -> list[RewriterExample]:

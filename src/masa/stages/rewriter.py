@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,47 +44,72 @@ def task_description(env: str, category: str) -> str:
     return f"{env} task type '{category}'"
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """One environment whose search trajectories teach the rewriter: its base library (the input skills),
+    its training categories, and each training backbone's one-shot teacher rewrite (the Adapter's)."""
+
+    base_library: str
+    categories: list[str]
+    teacher_rewrites: dict[str, str] = field(default_factory=dict)
+
+
 def build_rewriter_data(
     trajectory_paths: list[str],
     card_paths: dict[str, str],
-    base_library: str,
-    env: str,
-    categories: list[str],
+    sources: dict[str, DataSource],
     heldout_categories: list[str],
     min_reward_quantile: float,
     seed: int,
     out_path: str,
     heldout_backbones: Sequence[str] = (),
-    teacher_rewrite_paths: dict[str, str] | None = None,
+    heldout_environments: Sequence[str] = (),
 ) -> int:
-    """Write the training set; the held-out guard runs again on the final examples right before writing.
+    """Write the training set from the trajectories of every environment in ``sources``; the held-out guard
+    runs again on the final examples right before writing.
 
-    ``trajectory_paths`` are Parquet files or hive-partitioned folders (``results/trajectories``);
-    ``teacher_rewrite_paths`` maps a backbone to its one-shot teacher rewrite (the ``adapter`` baseline).
+    One source is the per-environment rewriter; several, with the target environment in
+    ``heldout_environments``, the cross-environment one, whose data must never hold a row of the
+    environment it will write skills for. ``trajectory_paths`` are Parquet files or hive-partitioned folders
+    (``results/trajectories``). The Parquet file's metadata records the scope and the environments.
     """
     if not trajectory_paths:
         raise ValueError(
             "no trajectories to train the rewriter on: rewriter.heldout_backbones holds out every backbone"
         )
+    if leaked := sorted(set(sources) & set(heldout_environments)):
+        raise ValueError(f"held-out environment {leaked[0]!r} is among the rewriter's data sources")
     trajectories = pd.concat([read_trajectories(p) for p in trajectory_paths], ignore_index=True)
-    trajectories = trajectories[trajectories["env"] == env]
-    examples = build_examples(
-        trajectories,
-        {backbone: load_card(path) for backbone, path in card_paths.items()},
-        SkillLibrary.load(base_library),
-        {c: task_description(env, c) for c in categories if c not in heldout_categories},
-        heldout_categories,
-        list(heldout_backbones),
-        min_reward_quantile,
-        AugmentConfig(),
-        seed,
-        teacher_rewrites={b: SkillLibrary.load(p) for b, p in (teacher_rewrite_paths or {}).items()},
-    )
-    check_no_heldout(examples, heldout_categories, list(heldout_backbones))
-    write_dataset(examples, out_path)
-    sources = pd.Series([ex.source for ex in examples], dtype=str).value_counts().to_dict()
+    cards = {backbone: load_card(path) for backbone, path in card_paths.items()}
+    examples = []
+    for env, source in sorted(sources.items()):
+        rows = trajectories[trajectories["env"] == env]
+        examples += build_examples(
+            rows,
+            cards,
+            SkillLibrary.load(source.base_library),
+            {c: task_description(env, c) for c in source.categories if c not in heldout_categories},
+            heldout_categories,
+            list(heldout_backbones),
+            min_reward_quantile,
+            AugmentConfig(),
+            seed,
+            teacher_rewrites={b: SkillLibrary.load(p) for b, p in source.teacher_rewrites.items()},
+        )
+    check_no_heldout(examples, heldout_categories, list(heldout_backbones), list(heldout_environments))
+    scope = {
+        "scope": "cross_environment" if heldout_environments else "environment",
+        "environments": sorted(sources),
+        "heldout_environments": sorted(heldout_environments),
+    }
+    write_dataset(examples, out_path, scope)
+    by_source = pd.Series([ex.source for ex in examples], dtype=str).value_counts().to_dict()
     log.info(
-        "%d rewriter examples from %d candidates, by source: %s", len(examples), len(trajectories), sources
+        "%d rewriter examples (%s) from %d candidates, by source: %s",
+        len(examples),
+        scope,
+        len(trajectories),
+        by_source,
     )
     return len(examples)
 
