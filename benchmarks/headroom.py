@@ -1,17 +1,17 @@
 """Headroom: how far skill text alone moves each backbone of a config, before any search.
 
 MASA can only show an effect where some reachable skill text plays better than the base. This plays a fixed
-list of libraries with every backbone of the config on instances that no stage of that config draws (the
+list of libraries with one backbone of the config (``--backbone``) on instances that no stage of that config draws (the
 dev split minus the profile's picks, so neither the search, the profile nor the held-out evaluation),
 paired by instance, and prints each library's reward and its paired change vs the base with 95% intervals
 and the change these pairs could detect. Libraries: none, the base, two rewordings of it (``verbose``: each
 principle restated with its when-to-apply; ``concise``: titles only) and every candidate that the default
 run's searches and Adapter wrote (``--candidates``, ``--library``). It is a measurement, not a stage: its
-numbers are quoted in docs/fitness.md.
+numbers are quoted in docs/headroom.md.
 
     python benchmarks/headroom.py --config config/config.yaml --per-category 20 \
-        --candidates results/*/scienceworld/general/candidates.json results/*/scienceworld/task/*/candidates.json \
-        --library adapter@smollm2-135m=results/smollm2-135m/scienceworld/adapter/library.json \
+        --candidates results/*/scienceworld/general/candidates.json results/*/scienceworld/task/*/tree.json \
+        --library adapter=results/smollm2-135m/scienceworld/adapter/library.json \
         --backbone smollm2-135m --out headroom-smollm2.json
 """
 
@@ -31,9 +31,6 @@ from masa.io import write_json
 from masa.skills.library import Skill, SkillLibrary
 from masa.stages.context import SPLITS, Machine, open_context, pick
 from masa.stats import bootstrap_interval, paired_difference
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def reworded(library: SkillLibrary, how: str) -> SkillLibrary:
     """The base's principles at another level of detail, ids and categories unchanged."""

@@ -37,9 +37,13 @@ class SearchState:
     patience: int = 0  # Stage 1's rejections in a row
     stopped_by: str = "iterations"  # or "patience", or "budget: ..." (what ran out)
 
-    def counters(self) -> dict[str, int | str]:
+    @classmethod
+    def counter_names(cls) -> list[str]:
         """Every field but the candidates: what the checkpoint saves beside them."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "candidates"}
+        return [f.name for f in fields(cls) if f.name != "candidates"]
+
+    def counters(self) -> dict[str, int | str]:
+        return {name: getattr(self, name) for name in self.counter_names()}
 
 
 def save_checkpoint(checkpoint: Checkpoint | None, state: SearchState, teacher: Teacher) -> None:
@@ -86,8 +90,7 @@ def load_checkpoint(checkpoint: Checkpoint | None, teacher: Teacher) -> SearchSt
         )
         return None
     teacher.restore(record["teacher"])
-    counters = {f.name: record[f.name] for f in fields(SearchState) if f.name != "candidates"}
-    return SearchState(candidates, **counters)
+    return SearchState(candidates, **{name: record[name] for name in SearchState.counter_names()})
 
 
 def run_search(

@@ -102,6 +102,27 @@ class Teacher(ABC):
         """Back to a ``state()`` saved by a search that was interrupted."""
         self.transcript = [TeacherCall(**record) for record in state["transcript"]]
 
+    def ask(
+        self,
+        step: str,
+        prompt: str,
+        parse: Callable[[str], T],
+        schema: dict,
+        prefill: str,
+        seed: int,
+        tokens: int,
+        sampled: bool = False,
+    ) -> T | None:
+        """A model's answer to ``prompt`` that ``parse`` accepts, or None. The contract every study that asks
+        the teacher something new relies on (rewording, lessons, consolidation): it has a deterministic answer
+        of its own for None, and calls ``fell_back`` when it uses it. The edit teacher has no model: None."""
+        return None
+
+    def fell_back(self, step: str, output: str) -> None:
+        """Record that ``step`` was answered deterministically (``output``); for the edit teacher that is its
+        only way, not a fallback (LLMTeacher counts it as one)."""
+        self.transcript.append(TeacherCall(step, "", output, True, 1, "edit teacher: deterministic"))
+
     @abstractmethod
     def weaknesses(self, card: dict, episodes: list[EpisodeResult]) -> list[str]:
         """Weaknesses of the backbone, summarised from preliminary rollouts."""
@@ -257,7 +278,7 @@ class LLMTeacher(Teacher):
         """Reply length for attribution and weaknesses: two or three short JSON items, decode-bound on a CPU."""
         return min(self.max_new_tokens, 160)
 
-    def _ask(
+    def ask(
         self,
         step: str,
         prompt: str,
@@ -298,7 +319,7 @@ class LLMTeacher(Teacher):
             return value
         return None
 
-    def _fell_back(self, step: str, output: str) -> None:
+    def fell_back(self, step: str, output: str) -> None:
         log.warning("teacher %s: no valid reply; the edit operators answer instead", step)
         self.fallbacks += 1
         self.transcript.append(
@@ -310,12 +331,12 @@ class LLMTeacher(Teacher):
         # Without its own strengths and weaknesses: a small teacher shown them copies them as its answer.
         facts = {k: v for k, v in card.items() if k not in ("strengths", "weaknesses")}
         prompt = WEAKNESS_PROMPT.format(card=card_text(facts), episodes=digest)
-        found = self._ask(
+        found = self.ask(
             "weaknesses", prompt, parse_string_list, WEAKNESSES_SCHEMA, '["', 0, self.analysis_tokens
         )
         measured = self.fallback.weaknesses(card, episodes)
         if found is None:
-            self._fell_back("weaknesses", json.dumps(measured))
+            self.fell_back("weaknesses", json.dumps(measured))
             return measured
         # The measured digest is kept beside the teacher's summary (which may be vague; the numbers are not),
         # except its "nothing measured" line, which the teacher's findings replace.
@@ -325,7 +346,7 @@ class LLMTeacher(Teacher):
         digest = "\n".join(f"- {describe_failure(e)}" for e in failures[:4]) or "- no failures"
         focus = GENERAL_FOCUS if scope == "general" else TASK_FOCUS.format(scope=scope)
         prompt = ATTRIBUTE_PROMPT.format(scope=scope, focus=focus, failures=digest)
-        mistakes = self._ask(
+        mistakes = self.ask(
             "attribute",
             prompt,
             parse_mistake_list,
@@ -335,7 +356,7 @@ class LLMTeacher(Teacher):
             self.analysis_tokens,
         )
         if mistakes is None:
-            self._fell_back("attribute", digest)
+            self.fell_back("attribute", digest)
             return f"Observed: {digest}"
         found = "\n".join(
             f"- {m.description} (why: {m.why_it_happens}; instead: {m.how_to_avoid})" for m in mistakes
@@ -380,7 +401,7 @@ class LLMTeacher(Teacher):
                 raise LibraryFormatError("reply is far longer than the input (runaway generation)")
             return revised
 
-        revised = self._ask(
+        revised = self.ask(
             "rewrite",
             prompt,
             parse,
@@ -393,7 +414,7 @@ class LLMTeacher(Teacher):
         if revised is not None:
             return Rewrite(revised, "llm")
         result = self.fallback.rewrite(skills, scope, analysis, card, history, seed, rejected, frozen)
-        self._fell_back("rewrite", f"{result.source}: {skills_json(result.skills)}")
+        self.fell_back("rewrite", f"{result.source}: {skills_json(result.skills)}")
         return result
 
 
