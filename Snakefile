@@ -40,6 +40,7 @@ include: "workflow/rules/rewriter.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/granularity.smk"
 include: "workflow/rules/collect.smk"
 
 
@@ -48,3 +49,4 @@ rule all:
     input:
         rules.report.output,
         rules.figures.input,
+        rules.studies.input,

@@ -32,6 +32,7 @@ from masa.skills.library import Skill, SkillLibrary
 from masa.stages.context import SPLITS, Machine, open_context, pick
 from masa.stats import bootstrap_interval, paired_difference
 
+
 def reworded(library: SkillLibrary, how: str) -> SkillLibrary:
     """The base's principles at another level of detail, ids and categories unchanged."""
 

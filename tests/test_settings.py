@@ -29,6 +29,9 @@ NOT_EPISODE = {
     "cache_dir": "where the cache lives",
     "profile_environment": "which environment builds the card, whose text the teacher reads",
     "engine": "how many episodes play side by side (test_engine: equal episodes at any width)",
+    "granularity": "which levels the teacher writes; each level's exact text is in the key",
+    "induction": "which episodes are analysed and how; the induced library's text is in the key",
+    "lifecycle": "which skills are retired or added; the resulting text is in the key",
 }
 EVALUATION_NOT_EPISODE = {
     "methods",

@@ -34,6 +34,8 @@ SLURM_RULES = {  # every rule of the tiny DAG but the local ones (merging, expor
     "apply_rewriter",
     "build_cross_env_rewriter_data",
     "train_cross_env_rewriter",
+    "reword_levels",
+    "evaluate_granularity_level",
     "apply_cross_env_rewriter",
     "evaluate_method",
     "evaluate_external_library",

@@ -127,6 +127,29 @@ def test_each_environments_cross_environment_rewriter_learned_from_the_other_onl
         assert record["untrained"] is untrained is (len(examples) == 0)
 
 
+def test_the_granularity_study_pairs_each_level_with_base_skill_for_every_backbone_and_env(workdir):
+    table = pd.read_csv(workdir / "results" / "report" / "granularity.csv")
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    levels = config["granularity"]["levels"]
+    cells = {(r.env, r.backbone, r.level) for r in table.itertuples()}
+    assert cells == {
+        (e, b, k) for e in config["environments"] for b in config["backbones"] for k in range(1, levels + 1)
+    }
+    assert (table["pairs"] >= 1).all() and table.groupby(["env", "backbone"])["best"].sum().eq(1).all()
+    for env in config["environments"]:
+        words = table[table["env"] == env].groupby("level")["principle_words"].first()
+        assert words.is_monotonic_increasing and words.is_unique
+        base = SkillLibrary.load(workdir / config["skills"]["base"][env])
+        for k in range(1, levels + 1):
+            level = SkillLibrary.load(workdir / "results" / "granularity" / env / f"level{k}.json")
+            assert [s.skill_id for s in level.general_skills] == [s.skill_id for s in base.general_skills]
+    text = (workdir / "results" / "report" / "granularity.md").read_text()
+    assert (
+        "change in held-out reward vs Base Skill" in text
+        and (workdir / "results/report/granularity.png").stat().st_size
+    )
+
+
 def test_rewriter_adapter_loads_with_peft_or_says_why_not(workdir, smollm2_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -149,7 +149,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
 
 
 # Folders of results/ that are not a backbone's: a backbone of that name would write into them.
-RESERVED_RESULT_FOLDERS = ("report", "rewriter", "trajectories")
+RESERVED_RESULT_FOLDERS = ("granularity", "report", "rewriter", "trajectories")
 
 
 def run_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +281,19 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
         problems += backend_problems(where, model)
     problems += disabled_input_problems(config)
     problems += external_library_problems(config)
+    problems += granularity_problems(config)
     return problems
+
+
+def granularity_problems(config: dict[str, Any]) -> list[str]:
+    """The granularity study pairs every level with Base Skill's evaluation, which must then be run."""
+    methods = config.get("evaluation", {}).get("methods", [])
+    if config.get("granularity", {}).get("enabled") and "base_skill" not in methods:
+        return [
+            "granularity.enabled: each level is compared with Base Skill on the same episodes; add base_skill "
+            "to evaluation.methods"
+        ]
+    return []
 
 
 def external_library_problems(config: dict[str, Any]) -> list[str]:

@@ -4,7 +4,8 @@ Adding a method (or an ablation) is one ``Method`` entry: its key becomes a vali
 ``evaluation.methods`` (the schema's enum is filled from here, ``masa.config``), the workflow evaluates the
 library at ``library`` and prices it by the ``priced_by`` records (``workflow/rules/common.smk``), and the
 report shows it under ``label`` in registry order. A library that no rule writes yet needs that rule too.
-``EXTERNAL`` is the method of a library from ``evaluation.external_libraries``, labelled by its source.
+``EXTERNAL`` is the method of a library from ``evaluation.external_libraries``, labelled by its source;
+``GRANULARITY`` that of a level of the granularity study, labelled by its level.
 """
 
 from __future__ import annotations
@@ -93,10 +94,15 @@ REGISTRY = (
 METHODS = {m.key: m for m in REGISTRY}
 CONTROL = "base_skill"  # paired differences are against the shared initial library
 EXTERNAL = "external"
+GRANULARITY = (
+    "granularity"  # a level of the granularity study (masa.stages.granularity), labelled by its level
+)
 
 
 def method_label(method: str, library_source: str | None = None) -> str:
     """A method's name in every table; an external library is labelled by its source."""
     if method == EXTERNAL:
         return f"External: {library_source}"
+    if method == GRANULARITY:
+        return f"Granularity: {library_source}"
     return METHODS[method].label if method in METHODS else method

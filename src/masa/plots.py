@@ -250,3 +250,43 @@ def plot_message(text: str, path: str) -> None:
     ax.text(0.5, 0.5, text.strip(), ha="center", va="center", wrap=True)
     ax.axis("off")
     _save(fig, path)
+
+
+def plot_granularity(df: pd.DataFrame, path: str) -> None:
+    """Lines per environment: the paired change in held-out reward vs Base Skill at each level of detail,
+    one line per backbone with 95% intervals; each backbone's best level circled."""
+    plt = _pyplot()
+    envs = list(dict.fromkeys(df["env"]))
+    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4.5), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, env in zip(axes[0], envs, strict=True):
+        sub = df[df["env"] == env]
+        for b_index, (backbone, rows) in enumerate(sub.groupby("backbone", sort=False)):
+            offset = (b_index - (sub["backbone"].nunique() - 1) / 2) * 0.06
+            xs = rows["level"] + offset
+            ax.errorbar(
+                xs,
+                rows["diff"],
+                yerr=[rows["diff"] - rows["low"], rows["high"] - rows["diff"]],
+                capsize=3,
+                marker="o",
+                label=backbone,
+                color=colors(b_index % 10),
+            )
+            best = rows[rows["best"]]
+            ax.scatter(best["level"] + offset, best["diff"], s=220, facecolors="none", edgecolors="black")
+        levels = sorted(sub["level"].unique())
+        names = {
+            r["level"]: f"{r['level']}: {r['name']}\n({r['principle_words']} words)"
+            for _, r in sub.iterrows()
+        }
+        ax.set_xticks(levels, [names[k] for k in levels], fontsize=8)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("level of detail of the same skills")
+        ax.set_ylabel("reward change vs Base Skill (paired)")
+        ax.set_title(
+            wrapped(f"{env}: skill granularity per backbone (95% CI; circle = best)", 48), fontsize=10
+        )
+        _min_span(ax)
+        ax.legend(fontsize=8)
+    _save(fig, path)

@@ -33,3 +33,9 @@ rule evaluations:
         SWAPS,
         AGREEMENTS,
         CONTRIBUTIONS,
+
+
+# The studies beside the method (issue 16; each off unless enabled): granularity.
+rule studies:
+    input:
+        rules.report_granularity.output if config["granularity"]["enabled"] else [],

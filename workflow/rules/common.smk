@@ -44,6 +44,7 @@ wildcard_constraints:
     category=r"[A-Za-z0-9_.-]+",
     model=r"[A-Za-z0-9_.-]+",
     label=r"[A-Za-z0-9_.-]+",
+    level=r"\d+",
 
 
 def categories(env):

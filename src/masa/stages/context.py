@@ -14,7 +14,7 @@ from typing import Any
 from masa.config import known_tasks, schema_default, with_schema_defaults
 from masa.envs.base import Environment, TaskInstance
 from masa.llm.base import LLM
-from masa.methods import EXTERNAL, METHODS
+from masa.methods import EXTERNAL, GRANULARITY, METHODS
 from masa.rollout.agent import Agent, AgentConfig
 from masa.rollout.evaluator import Evaluator, RolloutCache
 from masa.rollout.settings import EpisodeSettings
@@ -290,9 +290,12 @@ def open_context(
 
 def played_library(ctx: Context, method: str, path: str | None, run: dict[str, Any]) -> SkillLibrary | None:
     """What ``method`` plays: nothing for No Skill; an external library loaded, mapped, checked and capped
-    like the base (``load_env_library``); a library the pipeline wrote; else the base library."""
+    like the base (``load_env_library``); a library the pipeline wrote (a granularity level among them);
+    else the base library."""
     if method == EXTERNAL:
         return load_env_library(path, ctx.env.name, run, ctx.env)
+    if method == GRANULARITY:
+        return SkillLibrary.load(path)
     if METHODS[method].plays_nothing:
         return None
     return SkillLibrary.load(path) if path else ctx.base

@@ -320,7 +320,7 @@ class LLMTeacher(Teacher):
         return None
 
     def fell_back(self, step: str, output: str) -> None:
-        log.warning("teacher %s: no valid reply; the edit operators answer instead", step)
+        log.warning("teacher %s: no valid reply; the deterministic answer stands in", step)
         self.fallbacks += 1
         self.transcript.append(
             TeacherCall(step, "", output, True, FALLBACK_ATTEMPT, "fallback: edit teacher")
