@@ -130,6 +130,7 @@ def examples(seed: int = 0, quantile: float = 0.5) -> list[RewriterExample]:
         min_reward_quantile=quantile,
         augment=AugmentConfig(),
         seed=seed,
+        require_gain=True,
     )
 
 
@@ -187,6 +188,7 @@ def test_a_given_teacher_rewrite_replaces_the_trajectories_one() -> None:
         min_reward_quantile=0.5,
         augment=AugmentConfig(),
         seed=0,
+        require_gain=True,
         teacher_rewrites={"alpha": oneshot},
     )
     teacher = {
@@ -277,7 +279,7 @@ def test_stage_writes_a_huggingface_dataset_without_heldout_data(tmp_path: Path)
     source = DataSource(str(tmp_path / "base.json"), list(CATEGORIES))
     count = build_rewriter_data(
         paths, cards, {"sciworld": source}, HELDOUT_CATEGORIES, 0.5, 0, str(out),
-        heldout_backbones=HELDOUT_BACKBONES,
+        heldout_backbones=HELDOUT_BACKBONES, targets="improved",
     )  # fmt: skip
     assert dataset_metadata(out) == {
         "scope": "environment", "environments": ["sciworld"], "heldout_environments": []
@@ -519,7 +521,7 @@ def test_a_stage1_gain_alone_makes_a_target_and_no_gain_makes_none() -> None:
     frame = trajectories()
     flat_task = (frame["backbone"] == "alpha") & (frame["stage"] == "task")
     frame.loc[flat_task, "reward_mean"] = 0.5  # no Stage 2 gain for alpha
-    kwargs = {"min_reward_quantile": 0.0, "augment": AugmentConfig(), "seed": 0}
+    kwargs = {"min_reward_quantile": 0.0, "augment": AugmentConfig(), "seed": 0, "require_gain": True}
     got = build_examples(frame, CARDS, base_library(), TASKS, HELDOUT_CATEGORIES, HELDOUT_BACKBONES, **kwargs)
     assert {ex.category for ex in got if ex.backbone == "alpha"} == {"boil", "freeze"}
     general = (frame["backbone"] == "alpha") & (frame["stage"] == "general")
@@ -527,6 +529,21 @@ def test_a_stage1_gain_alone_makes_a_target_and_no_gain_makes_none() -> None:
     got = build_examples(frame, CARDS, base_library(), TASKS, HELDOUT_CATEGORIES, HELDOUT_BACKBONES, **kwargs)
     assert not [ex for ex in got if ex.backbone == "alpha"]
     assert not [ex for ex in got if ex.backbone == "flat"]  # "flat" never improved anywhere
+
+
+def test_best_targets_teach_a_backbone_whose_search_never_improved_to_keep_its_root() -> None:
+    """rewriter.targets: best. "flat" never beat its root: it has no target under improved, and under best
+    its root is the target, reached from the noisy, partial and verbose variants (an input equal to the
+    target is never an example)."""
+    kwargs = {"min_reward_quantile": 0.0, "augment": AugmentConfig(), "seed": 0}
+    args = (trajectories(), CARDS, base_library(), TASKS, HELDOUT_CATEGORIES, HELDOUT_BACKBONES)
+    assert not [ex for ex in build_examples(*args, require_gain=True, **kwargs) if ex.backbone == "flat"]
+    flat = [ex for ex in build_examples(*args, require_gain=False, **kwargs) if ex.backbone == "flat"]
+    assert {ex.category for ex in flat} == {"boil", "freeze"}
+    for ex in flat:
+        assert ex.target_skills_json == view_json(category_view(base_library(), ex.category), ex.category)
+        assert ex.input_skills_json != ex.target_skills_json
+    assert {"noisy", "partial", "verbose"} <= {ex.source for ex in flat}
 
 
 # --- command line -------------------------------------------------------------------------------------------
@@ -678,7 +695,14 @@ def test_holding_out_every_backbone_is_refused_by_name(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"rewriter\.heldout_backbones"):
         build_rewriter_data(
-            [], {}, {"sciworld": DataSource("base.json", ["boil"])}, [], 0.5, 0, str(tmp_path / "t.parquet")
+            [],
+            {},
+            {"sciworld": DataSource("base.json", ["boil"])},
+            [],
+            0.5,
+            0,
+            str(tmp_path / "t.parquet"),
+            targets="improved",
         )
 
 
@@ -700,7 +724,7 @@ def test_a_cross_environment_rewriter_learns_from_other_environments_only(tmp_pa
     out = tmp_path / "cross.parquet"
     count = build_rewriter_data(
         [str(tmp_path / "all.parquet")], cards, {"alfworld": source}, HELDOUT_CATEGORIES, 0.5, 0, str(out),
-        heldout_backbones=HELDOUT_BACKBONES, heldout_environments=["sciworld"],
+        heldout_backbones=HELDOUT_BACKBONES, heldout_environments=["sciworld"], targets="improved",
     )  # fmt: skip
     data = read_dataset(out)
     assert count == len(data) > 0 and {ex.env for ex in data} == {"alfworld"}
@@ -710,7 +734,7 @@ def test_a_cross_environment_rewriter_learns_from_other_environments_only(tmp_pa
     with pytest.raises(ValueError, match="held-out environment 'sciworld' is among"):
         build_rewriter_data(
             [str(tmp_path / "all.parquet")], cards, {"sciworld": source}, [], 0.5, 0, str(out),
-            heldout_environments=["sciworld"],
+            heldout_environments=["sciworld"], targets="improved",
         )  # fmt: skip
     with pytest.raises(ValueError, match="held-out environment 'alfworld' entered"):
         check_no_heldout(data, [], [], ["alfworld"])
@@ -735,7 +759,7 @@ def test_a_rewriter_trained_on_alfworld_style_runs_writes_scienceworld_skills(
     count = build_rewriter_data(
         [str(tmp_path / "alfworld.parquet")], cards,
         {"alfworld-generated": DataSource(str(tmp_path / "alfworld-base.json"), list(CATEGORIES))},
-        HELDOUT_CATEGORIES, 0.5, 0, str(data), heldout_environments=["scienceworld"],
+        HELDOUT_CATEGORIES, 0.5, 0, str(data), heldout_environments=["scienceworld"], targets="improved",
     )  # fmt: skip
     assert count > 0 and dataset_metadata(data)["heldout_environments"] == ["scienceworld"]
     params = with_schema_defaults({}, "rewriter")

@@ -54,6 +54,7 @@ rule build_rewriter_data:
         heldout=HELDOUT,
         heldout_backbones=HELDOUT_BACKBONES,
         min_reward_quantile=config["rewriter"]["min_reward_quantile"],
+        targets=config["rewriter"]["targets"],
         seed=config["seed"],
     script:
         "../scripts/build_rewriter_data.py"

@@ -12,6 +12,7 @@ build_rewriter_data(
     sources={env: DataSource(**source) for env, source in sm.params.sources.items()},
     heldout_categories=sm.params.heldout,
     min_reward_quantile=sm.params.min_reward_quantile,
+    targets=sm.params.targets,
     seed=sm.params.seed,
     out_path=sm.output[0],
     heldout_backbones=sm.params.heldout_backbones,

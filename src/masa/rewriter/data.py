@@ -221,14 +221,17 @@ def _combine(general_row: pd.Series | None, task_row: pd.Series | None, category
     return view if general_row is None else view.with_general(_library(general_row).general_skills)
 
 
-def _target(general: pd.DataFrame, task: pd.DataFrame, category: str, threshold: float) -> _Target | None:
+def _target(
+    general: pd.DataFrame, task: pd.DataFrame, category: str, threshold: float, require_gain: bool
+) -> _Target | None:
     """The best evolved set for one category, if it clears the quality bar; ``None`` otherwise.
 
     The target combines the best general skills with the category's best task skills. It counts as evolved
     when either search strictly beat its own root: a Stage 1 gain is already inside every Stage 2 node (the
     task root is evaluated with Stage 1's result), so requiring a Stage 2 gain alone would discard it. The
     reward held against the quantile ``threshold`` is the task-stage one when the category had a task search
-    (it was measured on that category), else the general-stage one.
+    (it was measured on that category), else the general-stage one. Without ``require_gain`` (rewriter.targets:
+    best) the best candidate is the target even when it is a root: the rewriter then also learns to keep.
     """
     if general.empty and task.empty:
         return None
@@ -239,7 +242,7 @@ def _target(general: pd.DataFrame, task: pd.DataFrame, category: str, threshold:
     task_gain = len(task) > 0 and float(_best(task)["reward_mean"]) > float(_root(task)["reward_mean"])
     pool = task if len(task) else general
     best = _best(pool)
-    if float(best["reward_mean"]) < threshold or not (general_gain or task_gain):
+    if float(best["reward_mean"]) < threshold or (require_gain and not (general_gain or task_gain)):
         return None
     used = {str(best["node_id"])} | ({str(best_general["node_id"])} if best_general is not None else set())
     return _Target(_combine(best_general, best if len(task) else None, category), frozenset(used))
@@ -312,6 +315,8 @@ def build_examples(
     min_reward_quantile: float,
     augment: AugmentConfig,
     seed: int,
+    *,
+    require_gain: bool,
     teacher_rewrites: dict[str, SkillLibrary] | None = None,
 ) -> list[RewriterExample]:
     """Rewriter examples from the exported search trajectories (one Parquet row per evaluated candidate).
@@ -322,7 +327,8 @@ def build_examples(
     ``task_descriptions`` names the training categories. Held-out categories and backbones are filtered out
     first and the result is then checked again (``check_no_heldout``), because a leak would invalidate the
     transfer evaluation silently. A group's target must reach the ``min_reward_quantile`` of all of that
-    backbone's rewards in the env and beat its search root; groups without such a target give no examples.
+    backbone's rewards in the env and, with ``require_gain``, beat its search root; groups without such a target
+    give no examples.
     Deterministic given ``seed``.
     """
     heldout_cat, heldout_bb = set(heldout_categories), set(heldout_backbones)
@@ -335,7 +341,7 @@ def build_examples(
         general = group[group["stage"] == "general"]
         for category in categories:
             task = group[(group["stage"] == "task") & (group["category"] == category)]
-            target = _target(general, task, category, threshold)
+            target = _target(general, task, category, threshold, require_gain)
             if target is not None:
                 targets[(str(backbone), str(env), category)] = target
     examples = []

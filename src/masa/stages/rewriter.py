@@ -64,6 +64,8 @@ def build_rewriter_data(
     out_path: str,
     heldout_backbones: Sequence[str] = (),
     heldout_environments: Sequence[str] = (),
+    *,
+    targets: str,
 ) -> int:
     """Write the training set from the trajectories of every environment in ``sources``; the held-out guard
     runs again on the final examples right before writing.
@@ -94,6 +96,7 @@ def build_rewriter_data(
             min_reward_quantile,
             AugmentConfig(),
             seed,
+            require_gain=targets == "improved",
             teacher_rewrites={b: SkillLibrary.load(p) for b, p in source.teacher_rewrites.items()},
         )
     check_no_heldout(examples, heldout_categories, list(heldout_backbones), list(heldout_environments))
@@ -169,14 +172,15 @@ def fit_rewriter(
     checkpoint: str | None = None,
 ) -> None:
     """Fine-tune on the dataset, resuming from ``checkpoint`` if a killed run left one; with no example (no
-    search improved on its root) the folder says so and inference uses the base model, labelled untrained in
+    candidate cleared rewriter.targets and min_reward_quantile) the folder says so and inference uses the base model, labelled untrained in
     the record."""
     examples = read_dataset(dataset)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not examples:
-        log.warning("no rewriter examples: no search candidate beat its root; the rewriter stays untrained")
-        atomic_write_text(out / UNTRAINED, "no training examples: no search candidate beat its root\n")
+        why = "no search candidate cleared rewriter.targets and rewriter.min_reward_quantile"
+        log.warning("no rewriter examples: %s; the rewriter stays untrained", why)
+        atomic_write_text(out / UNTRAINED, f"no training examples: {why}\n")
         record = training_record(TrainResult(method=params["method"]))
         write_json(out / "loss_curve.json", {**record, "loss_curve": []})
         write_json(out / TRAINING_RECORD, record)
