@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from masa.skills.granularity import level_problems, principle_words, truncated_level
+from masa.skills.granularity import level_problems, level_words, principle_words, truncated_level
 from masa.skills.library import SkillLibrary
 from masa.stages.granularity import granularity_markdown, granularity_table, reword_levels
-from masa.teacher.rewording import reword_library
+from masa.teacher.rewording import reword_library, reword_schema
 from masa.teacher.teachers import EditTeacher, LLMTeacher
 from tests.fakes import ScriptedLLM
 
@@ -95,7 +95,7 @@ def test_the_stage_writes_every_level_and_falls_back_as_a_whole_when_the_levels_
         str(base_path),
         "scienceworld",
         {"seed": 0},
-        None,
+        ["find-living-thing"],
         3,
         0,
         outs,
@@ -103,10 +103,11 @@ def test_the_stage_writes_every_level_and_falls_back_as_a_whole_when_the_levels_
         str(tmp_path / "teacher.jsonl"),
     )
     written = [SkillLibrary.load(p) for p in outs]
-    assert written == [truncated_level(BASE, k, 3) for k in (1, 2, 3)]
+    assert written == [truncated_level(BASE, k, 3, ["find-living-thing"]) for k in (1, 2, 3)]
     record = json.loads((tmp_path / "record.json").read_text())
-    assert [lv["principle_words"] for lv in record["levels"]] == [principle_words(w) for w in written]
-    assert record["base_principle_words"] == principle_words(BASE)
+    shown = ["find-living-thing"]  # words are counted where the agent reads them: general + its categories
+    assert [lv["principle_words"] for lv in record["levels"]] == [principle_words(w, shown) for w in written]
+    assert record["base_principle_words"] == principle_words(BASE, shown) < principle_words(BASE)
 
 
 def record(backbone: str, method: str, rewards: list[float], source: str | None = None) -> dict:
@@ -146,3 +147,13 @@ def test_the_table_pairs_each_level_with_its_backbones_base_and_marks_the_best_l
     assert a.loc[2, "pairs"] == 3 and a.loc[2, "excludes_zero"]
     text = granularity_markdown(df)
     assert "**+0.200 [+0.100, +0.300] *" in text and "| a | 0.500 |" in text
+
+
+@pytest.mark.parametrize("levels", [2, 3, 6])
+def test_every_rewording_schema_compiles_to_a_llama_cpp_grammar(levels):
+    """A schema that llama.cpp cannot compile leaves the reply unconstrained (seen with a 760-character
+    principle: "maximum recursion depth exceeded")."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    for level in range(1, levels + 1):
+        schema = reword_schema(level_words(level, levels), 8)
+        assert llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) is not None

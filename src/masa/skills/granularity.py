@@ -14,7 +14,7 @@ from dataclasses import replace
 from masa.skills.library import Skill, SkillLibrary
 
 CONCISE_WORDS = 8  # level 1: a short imperative ("Open a receptacle before searching it.")
-DETAILED_WORDS = 60  # level n: the principle with its reasons and conditions spelled out
+DETAILED_WORDS = 48  # level n: the principle with its reasons and conditions spelled out (2-3 sentences)
 
 
 def level_words(level: int, levels: int) -> int:
@@ -32,9 +32,16 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def principle_words(library: SkillLibrary) -> int:
-    """The words of every principle: what the levels order."""
-    return sum(words(s.principle) for s in skills_of(library))
+def shown_groups(library: SkillLibrary, categories: list[str] | None = None) -> dict[str, list[Skill]]:
+    """The groups the agent is shown: the general skills and those of ``categories`` (None: every one)."""
+    return {
+        g: ss for g, ss in groups_of(library).items() if categories is None or g in ["general", *categories]
+    }
+
+
+def principle_words(library: SkillLibrary, categories: list[str] | None = None) -> int:
+    """The words of the principles the agent is shown (``shown_groups``): what the levels order."""
+    return sum(words(s.principle) for ss in shown_groups(library, categories).values() for s in ss)
 
 
 def skills_of(library: SkillLibrary) -> list[Skill]:
@@ -72,15 +79,22 @@ def truncated_principle(skill: Skill, level: int, levels: int) -> str:
     return " ".join(ladder[:keep]).rstrip(",;:") + "."
 
 
-def truncated_level(base: SkillLibrary, level: int, levels: int) -> SkillLibrary:
+def truncated_level(
+    base: SkillLibrary, level: int, levels: int, categories: list[str] | None = None
+) -> SkillLibrary:
+    """Every shown group at ``level`` by ``truncated_principle``; the others as in ``base``."""
+    shown = shown_groups(base, categories)
     return with_principles(
-        base, {g: [truncated_principle(s, level, levels) for s in ss] for g, ss in groups_of(base).items()}
+        base, {g: [truncated_principle(s, level, levels) for s in ss] for g, ss in shown.items()}
     )
 
 
-def level_problems(base: SkillLibrary, levels: list[SkillLibrary]) -> list[str]:
+def level_problems(
+    base: SkillLibrary, levels: list[SkillLibrary], categories: list[str] | None = None
+) -> list[str]:
     """What makes ``levels`` (level 1 first) not a rewording of ``base``: a changed skill id, title,
-    condition or category, or principle lengths that do not grow strictly from level to level."""
+    condition or category, or shown principle lengths (``principle_words``) that do not grow strictly from
+    level to level."""
     problems = []
     shape = [(s.skill_id, s.title, s.when_to_apply) for s in skills_of(base)]
     for k, library in enumerate(levels, 1):
@@ -92,7 +106,7 @@ def level_problems(base: SkillLibrary, levels: list[SkillLibrary]) -> list[str]:
             problems.append(f"level {k}: its task skills are not in the base library's categories")
         if library.common_mistakes != base.common_mistakes:
             problems.append(f"level {k}: its common mistakes differ from the base library's")
-    lengths = [principle_words(library) for library in levels]
+    lengths = [principle_words(library, categories) for library in levels]
     for k in range(1, len(lengths)):
         if lengths[k] <= lengths[k - 1]:
             problems.append(

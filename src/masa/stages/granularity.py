@@ -47,10 +47,10 @@ def reword_levels(
     teacher = make_teacher(teacher_spec, teacher_model_dir, base, threads)
     reworded = [reword_library(teacher, base, k, levels, seed, categories) for k in range(1, levels + 1)]
     libraries = [library for library, _ in reworded]
-    problems = level_problems(base, libraries)
+    problems = level_problems(base, libraries, categories)
     if problems:
-        libraries = [truncated_level(base, k, levels) for k in range(1, levels + 1)]
-        leftover = level_problems(base, libraries)
+        libraries = [truncated_level(base, k, levels, categories) for k in range(1, levels + 1)]
+        leftover = level_problems(base, libraries, categories)
         if leftover:  # only a library whose principles are too short to cut into `levels` lengths
             raise ValueError(f"{base_library}: no {levels} levels of detail can be cut from it: {leftover}")
     for library, path in zip(libraries, out_levels, strict=True):
@@ -62,12 +62,12 @@ def reword_levels(
                 {
                     "level": k,
                     "name": level_name(k, levels),
-                    "principle_words": principle_words(library),
+                    "principle_words": principle_words(library, categories),
                     "sources": "truncated" if problems else sources,
                 }
                 for k, (library, (_, sources)) in enumerate(zip(libraries, reworded, strict=True), 1)
             ],
-            "base_principle_words": principle_words(base),
+            "base_principle_words": principle_words(base, categories),
             "teacher_levels_rejected": problems,
             "usage": teacher_usage(teacher),
             "seconds": time.monotonic() - started,

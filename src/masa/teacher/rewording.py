@@ -11,9 +11,9 @@ import json
 from statistics import fmean
 
 from masa.skills.granularity import (
-    groups_of,
     level_name,
     level_words,
+    shown_groups,
     truncated_principle,
     with_principles,
     words,
@@ -29,6 +29,19 @@ Skills (JSON list):
 
 Answer as a JSON list of {count} objects with keys "title" (unchanged) and "principle" (reworded).
 Output only the JSON list."""
+
+
+# llama.cpp's grammar parser runs out of recursion depth on long strings, and where depends on the stack it
+# runs on (measured: maxLength 480 compiles in a plain process, not under pytest; 560 in neither); 400
+# keeps a margin and holds a detailed level's 48-word principle.
+MAX_PRINCIPLE_CHARS = 400
+
+
+def reword_schema(target: int, count: int) -> dict:
+    """The reply's shape: ``count`` (title, principle) records, a principle up to eight characters a word (within MAX_PRINCIPLE_CHARS)."""
+    return list_reply(
+        "skills", record({"title": 80, "principle": min(MAX_PRINCIPLE_CHARS, 8 * target + 40)}), count
+    )
 
 
 def parse_principles(reply: str, skills: list[Skill], target: int) -> list[str]:
@@ -62,8 +75,8 @@ def reword_library(
     target = level_words(level, levels)
     principles: dict[str, list[str]] = {}
     sources = {}
-    for index, (scope, skills) in enumerate(groups_of(base).items()):
-        if not skills or (categories is not None and scope != "general" and scope not in categories):
+    for index, (scope, skills) in enumerate(shown_groups(base, categories).items()):
+        if not skills:
             continue
         shown = json.dumps([{"title": s.title, "principle": s.principle} for s in skills], ensure_ascii=False)
         prompt = REWORD_PROMPT.format(
@@ -74,7 +87,7 @@ def reword_library(
             levels=levels,
             skills=shown,
         )
-        schema = list_reply("skills", record({"title": 80, "principle": 12 * target + 40}), len(skills))
+        schema = reword_schema(target, len(skills))
         tokens = min(1200, 2 * target * len(skills) + 40 * len(skills) + 40)
         reply = teacher.ask(
             f"reword level {level}",
