@@ -17,6 +17,11 @@ rule libraries:
         expand(rules.merge_library.output.library, backbone=BACKBONES, env=ENVS),
 
 
+rule lifecycle:
+    input:
+        rules.report_lifecycle.output,
+
+
 rule trajectories:
     input:
         expand(rules.export_trajectories.output[0], backbone=BACKBONES, env=ENVS),
