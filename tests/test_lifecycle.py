@@ -248,7 +248,10 @@ def test_the_stage_measures_on_search_instances_of_searched_categories_only(tmp_
         [out["decisions"]], [out["record"]], ["fake"], str(report / "l.csv"), str(report / "l.md")
     )
     assert table.set_index("skill_id").loc["g_noise", "fake:decision"] == "retire"
-    assert "**retire** +0.000 [+0.000, +0.000], n=3" in (report / "l.md").read_text()
+    markdown = (report / "l.md").read_text()
+    assert (
+        "**retire** +0.000 [+0.000, +0.000], n=3" in markdown and "| r1: Run | **not_judged** |" in markdown
+    )
 
 
 # --- the workflow --------------------------------------------------------------------------------------------

@@ -55,7 +55,14 @@ rule report_lifecycle:
         ),
         records=expand(rules.run_lifecycle.output.record, backbone=BACKBONES, env=ENVS),
     output:
-        table="results/report/lifecycle.csv",
+        table=report(
+            "results/report/lifecycle.csv",
+            caption="../report/lifecycle.rst",
+            category="Skill lifecycle",
+            labels={
+                "figure": "contribution and decision per skill and backbone (CSV)"
+            },
+        ),
         markdown="results/report/lifecycle.md",
     log:
         "logs/report_lifecycle.log",

@@ -104,6 +104,7 @@ class Decision:
     action: str  # retain | retire | add | not_judged
     rule: str  # the rule that fired, in words
     evidence: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +124,7 @@ def judge(rows: Sequence[ContributionRow], rules: LifecycleRules) -> list[Decisi
                 f"last skill of group {group}: a group is never emptied (the rule alone would retire it: "
                 f"{decisions[keep].rule})",
                 decisions[keep].evidence,
+                rows[keep].title,
             )
     return decisions
 
@@ -132,21 +134,21 @@ def _judge_one(row: ContributionRow, rules: LifecycleRules) -> Decision:
     interval = f"[{row.low:+.3f}, {row.high:+.3f}]"
     if row.exposure < rules.min_exposure:
         rule = f"not enough exposure: {row.exposure} < min_exposure {rules.min_exposure}"
-        return Decision(row.skill_id, row.group, RETAIN, rule, evidence)
+        return Decision(row.skill_id, row.group, RETAIN, rule, evidence, row.title)
     if row.high < rules.retire_margin:
         kind = "harmful" if row.high < 0 else "negligible"
         rule = f"{kind}: 95% interval {interval} below retire_margin {rules.retire_margin} after {row.exposure} episodes"
-        return Decision(row.skill_id, row.group, RETIRE, rule, evidence)
+        return Decision(row.skill_id, row.group, RETIRE, rule, evidence, row.title)
     if row.low >= rules.retire_margin:
         rule = f"valuable: 95% interval {interval} at or above retire_margin {rules.retire_margin}"
-        return Decision(row.skill_id, row.group, RETAIN, rule, evidence)
+        return Decision(row.skill_id, row.group, RETAIN, rule, evidence, row.title)
     rule = f"interval too wide: 95% interval {interval} holds retire_margin {rules.retire_margin}"
-    return Decision(row.skill_id, row.group, RETAIN, rule, evidence)
+    return Decision(row.skill_id, row.group, RETAIN, rule, evidence, row.title)
 
 
-def not_judged(skill_id: str, group: str, reason: str) -> Decision:
+def not_judged(skill_id: str, group: str, reason: str, title: str = "") -> Decision:
     """An item the lifecycle does not measure (a held-out category's task skill): kept as it is."""
-    return Decision(skill_id, group, NOT_JUDGED, reason)
+    return Decision(skill_id, group, NOT_JUDGED, reason, title=title)
 
 
 # --- coverage of failures ------------------------------------------------------------------------------------
@@ -367,11 +369,15 @@ def expand(
             "failures": [describe_failure(e) for e in episodes],
             "tasks": [e.task for e in episodes],
             "source": source,
-            "skill": None,
         }
         for skill in skills:
             decision = Decision(
-                skill.skill_id, f"task:{category}", ADD, rule, {**evidence, "skill": skill.to_dict()}
+                skill.skill_id,
+                f"task:{category}",
+                ADD,
+                rule,
+                {**evidence, "skill": skill.to_dict()},
+                skill.title,
             )
             added.append((skill, decision))
     return added

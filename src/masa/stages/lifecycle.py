@@ -137,7 +137,7 @@ def run_lifecycle(
             category = omission.group.split(":", 1)[1] if omission.group.startswith("task:") else None
             if category is not None and category not in categories:
                 reason = f"held-out category {category}: never played by the lifecycle, kept as it is"
-                skipped.append(not_judged(omission.item_id, omission.group, reason))
+                skipped.append(not_judged(omission.item_id, omission.group, reason, omission.title))
                 continue
             row, without = measure(ctx, full, full_played, omission, suite, resamples, label)
             rows.append(row)

@@ -25,14 +25,13 @@ def decision_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for d in record["decisions"]:
         measured = d["evidence"].get("contribution") or {}
-        added = d["evidence"].get("skill") or {}
         rows.append(
             {
                 "env": record["env"],
                 "backbone": record["backbone"],
                 "group": d["group"],
                 "skill_id": d["skill_id"],
-                "title": measured.get("title") or added.get("title", ""),
+                "title": d["title"],
                 "contribution": measured.get("mean"),
                 "low": measured.get("low"),
                 "high": measured.get("high"),
