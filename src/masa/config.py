@@ -145,7 +145,19 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
         problems = expand_paths(config) + cross_field_problems(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    add_lifecycle_method(config)
     return config
+
+
+LIFECYCLE_METHOD = "masa_lifecycle"
+
+
+def add_lifecycle_method(config: dict[str, Any]) -> None:
+    """``lifecycle.enabled`` means its library is evaluated: add ``masa_lifecycle`` to ``evaluation.methods``
+    (in place, after the others) when the config does not list it, so one switch turns the study on."""
+    methods = config["evaluation"]["methods"]
+    if config["lifecycle"]["enabled"] and LIFECYCLE_METHOD not in methods:
+        methods.append(LIFECYCLE_METHOD)
 
 
 # Folders of results/ that are not a backbone's: a backbone of that name would write into them.

@@ -49,6 +49,18 @@ REGISTRY = (
         "results/{backbone}/{env}/library.json",
         priced_by=(Priced("climb_general_skills", "candidates"), Priced("search_task_skills", "tree", True)),
     ),
+    # The skill lifecycle after the searches (lifecycle.enabled adds it to evaluation.methods): MASA's library
+    # with its negligible skills retired and missing ones added, priced by the searches and the lifecycle.
+    Method(
+        "masa_lifecycle",
+        "MASA + lifecycle",
+        "results/{backbone}/{env}/lifecycle/library.json",
+        priced_by=(
+            Priced("climb_general_skills", "candidates"),
+            Priced("search_task_skills", "tree", True),
+            Priced("run_lifecycle", "record"),
+        ),
+    ),
     # The paper's "4B-Rewrite": the rewriter's base model without the learned policy, prompted the same way.
     Method(
         "rewriter_untrained",

@@ -17,6 +17,11 @@ rule libraries:
         expand(rules.merge_library.output.library, backbone=BACKBONES, env=ENVS),
 
 
+rule lifecycle:
+    input:
+        rules.report_lifecycle.output,
+
+
 rule trajectories:
     input:
         expand(rules.export_trajectories.output[0], backbone=BACKBONES, env=ENVS),
@@ -35,7 +40,8 @@ rule evaluations:
         CONTRIBUTIONS,
 
 
-# The studies beside the method (issue 16; each off unless enabled): granularity.
+# The studies beside the method (issue 16; each off unless enabled): granularity, lifecycle.
 rule studies:
     input:
         rules.report_granularity.output if config["granularity"]["enabled"] else [],
+        rules.report_lifecycle.output if config["lifecycle"]["enabled"] else [],

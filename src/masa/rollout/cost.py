@@ -109,6 +109,11 @@ def _played(record: dict[str, Any]) -> Cost:
     return episodes_cost(episodes) if episodes else summary_cost(record.get("summary", {}))
 
 
+def rollout_cost(cost: dict[str, Any]) -> Cost:
+    """A ``Cost.as_dict`` read back (its derived ``tokens`` dropped, a missing field zero)."""
+    return Cost(**{f.name: type(f.default)(cost.get(f.name, 0)) for f in fields(Cost)})
+
+
 def training_cost(record: dict[str, Any]) -> Cost:
     """The rewriter's ``training.json``: seconds, and tokens when recorded (``tokens`` or ``usage``)."""
     cost = usage_cost(record.get("usage"), record.get("seconds", 0.0))
@@ -116,7 +121,8 @@ def training_cost(record: dict[str, Any]) -> Cost:
 
 
 def record_cost(path: str | Path) -> Cost:
-    """Cost of one preparation record, by what the file is: search record, usage record or adapter folder."""
+    """Cost of one preparation record, by what the file is: search record, lifecycle record (rollouts and
+    teacher usage), usage record or adapter folder."""
     path = Path(path)
     if path.is_dir():
         training = path / TRAINING_RECORD
@@ -124,6 +130,9 @@ def record_cost(path: str | Path) -> Cost:
     record = read_json(path)
     if "candidates" in record:
         return search_cost(record)
+    if "rollouts" in record:  # a stage that plays libraries and asks the teacher (the skill lifecycle)
+        usage = record.get("usage") or {}
+        return rollout_cost(record["rollouts"]) + usage_cost(usage, usage.get("seconds", 0.0))
     return usage_cost(record.get("usage"), record.get("seconds", 0.0))
 
 
