@@ -3,11 +3,12 @@
 #   snakemake --profile profiles/local            # the embedded default, 2 cores, no GPU
 #   snakemake --profile profiles/local trajectories   # stop after a stage (workflow/rules/collect.smk:
 #                                                     # profiles, general_skills, libraries, trajectories,
-#                                                     # rewriters, evaluations)
+#                                                     # rewriters, evaluations, induced_libraries)
 #
 # Stages (workflow/rules/<stage>.smk): prepare models -> model profile -> Stage 1 general skills ->
 # Stage 2 task skills (one job per category) -> merged library -> trajectory export -> rewriter ->
-# held-out evaluation -> report. Every output lives under results/{backbone}/{env}/...
+# held-out evaluation -> report. Every output lives under results/{backbone}/{env}/..., but for the
+# environment-wide libraries (results/rewriter*/{env}/, results/induced/{env}/: induction.smk).
 
 
 from pathlib import Path
@@ -38,6 +39,7 @@ include: "workflow/rules/task.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/rewriter.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/induction.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/collect.smk"

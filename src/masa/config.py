@@ -149,7 +149,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
 
 
 # Folders of results/ that are not a backbone's: a backbone of that name would write into them.
-RESERVED_RESULT_FOLDERS = ("report", "rewriter", "trajectories")
+RESERVED_RESULT_FOLDERS = ("report", "rewriter", "trajectories", "induced", "rewriter_cross_env")
 
 
 def run_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +178,10 @@ def path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
     slots += [(f"{where}.path", model, "path") for where, model in model_specs(config) if "path" in model]
     slots += [("rewriter.base_model", config["rewriter"], "base_model")]
     slots += [(f"skills.base.{env}", config["skills"]["base"], env) for env in config["skills"]["base"]]
+    slots += [
+        (f"induction.library.{env}", config["induction"]["library"], env)
+        for env in config["induction"]["library"]
+    ]
     slots += [
         (f"evaluation.external_libraries.{label}.{env}", paths, env)
         for label, paths in config["evaluation"]["external_libraries"].items()
@@ -281,6 +285,41 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
         problems += backend_problems(where, model)
     problems += disabled_input_problems(config)
     problems += external_library_problems(config)
+    problems += induction_problems(config)
+    return problems
+
+
+def induction_problems(config: dict[str, Any]) -> list[str]:
+    """``skills.base.<env>: induced`` and the method ``induced`` need the induction on; deepen mode needs a
+    library file to start from that is not the induced library itself (its episodes would need it first)."""
+    induction = config["induction"]
+    problems = []
+    if "induced" in config["evaluation"]["methods"] and not induction["enabled"]:
+        problems.append(
+            "evaluation.methods: 'induced' needs induction.enabled: true; set it or remove 'induced'"
+        )
+    for env, path in config["skills"]["base"].items():
+        if path != "induced":
+            continue
+        if not induction["enabled"]:
+            problems.append(
+                f"skills.base.{env}: 'induced' needs induction.enabled: true; set it or name a library file"
+            )
+        elif induction["mode"] == "deepen" and env not in induction["library"]:
+            problems.append(
+                f"skills.base.{env}: 'induced' with induction.mode deepen has no library to deepen; set "
+                f"induction.library.{env} to a library file, or induction.mode: scratch"
+            )
+    for name in induction["backbones"]:
+        if name not in config["backbones"]:
+            problems.append(
+                f"induction.backbones: '{name}' is not a backbone ({', '.join(config['backbones'])})"
+            )
+    for env in induction["library"]:
+        if env not in config["environments"]:
+            problems.append(
+                f"induction.library: '{env}' is not an environment ({', '.join(config['environments'])})"
+            )
     return problems
 
 

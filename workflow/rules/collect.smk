@@ -33,3 +33,12 @@ rule evaluations:
         SWAPS,
         AGREEMENTS,
         CONTRIBUTIONS,
+
+
+rule induced_libraries:
+    input:
+        (
+            expand(rules.consolidate_lessons.output.library, env=ENVS)
+            if INDUCTION["enabled"]
+            else []
+        ),

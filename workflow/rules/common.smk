@@ -17,7 +17,11 @@ ENVS = list(config["environments"])
 # validate_config fills in the first environment when profile_environment is absent
 PROFILE_ENV = config["profile_environment"]
 HELDOUT = config["rewriter"]["heldout_categories"]
-METHODS = config["evaluation"]["methods"]
+# induction.enabled evaluates the induced library (method `induced`) whether or not evaluation.methods lists it.
+INDUCTION = config["induction"]
+METHODS = list(config["evaluation"]["methods"])
+if INDUCTION["enabled"] and "induced" not in METHODS:
+    METHODS.append("induced")
 # What an evaluation job's result depends on: adding a method or an external library re-runs no other job.
 EVALUATION_SETTINGS = {
     k: config["evaluation"][k]
@@ -44,6 +48,7 @@ wildcard_constraints:
     category=r"[A-Za-z0-9_.-]+",
     model=r"[A-Za-z0-9_.-]+",
     label=r"[A-Za-z0-9_.-]+",
+    slice=r"\d+",
 
 
 def categories(env):
@@ -99,8 +104,19 @@ def env_for(use, env=None):
     return param
 
 
+# The library induced from trajectories (workflow/rules/induction.smk); `skills.base.<env>: induced` makes it
+# the base of every stage.
+INDUCED_LIBRARY = "results/induced/{env}/library.json"
+
+
+def base_path(env):
+    """The base library file of ``env``: skills.base.<env>, or the induced library when that says induced."""
+    path = config["skills"]["base"][env]
+    return INDUCED_LIBRARY.format(env=env) if path == "induced" else path
+
+
 def base_library(wildcards):
-    return config["skills"]["base"][wildcards.env]
+    return base_path(wildcards.env)
 
 
 def category_libraries(
@@ -175,7 +191,7 @@ def rewriter_sources(envs):
     """The environments a rewriter learns from, as masa.stages.rewriter.DataSource fields."""
     return {
         e: {
-            "base_library": config["skills"]["base"][e],
+            "base_library": base_path(e),
             "categories": categories(e),
             "teacher_rewrites": teacher_rewrites(e),
         }

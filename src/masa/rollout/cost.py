@@ -124,6 +124,8 @@ def record_cost(path: str | Path) -> Cost:
     record = read_json(path)
     if "candidates" in record:
         return search_cost(record)
+    if "episodes" in record:  # a stage that played episodes and asked a model (the induced library)
+        return episodes_cost(record["episodes"]) + usage_cost(record.get("usage"), record.get("seconds", 0.0))
     return usage_cost(record.get("usage"), record.get("seconds", 0.0))
 
 

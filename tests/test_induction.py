@@ -1,0 +1,263 @@
+"""The induced library (masa.search.induction, masa.stages.induction, workflow/rules/induction.smk): analysts'
+parse and deterministic answer, the hierarchical consolidation and its log, and the plan the workflow makes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from masa.config import SCHEMA, ConfigError, validate_config
+from masa.rollout.agent import EpisodeResult, Step
+from masa.rollout.cost import record_cost
+from masa.search.induction import (
+    ConsolidationLog,
+    Lesson,
+    analyse,
+    compact_episode,
+    consolidate,
+    episode_slice,
+    into_library,
+    parse_lessons,
+    rule_lessons,
+)
+from masa.skills.library import LibraryFormatError, Skill, SkillLibrary
+from masa.stages.induction import analyse_episodes, consolidate_lessons
+from masa.teacher.teachers import EditTeacher, LLMTeacher
+from tests.conftest import REPO, snakemake
+from tests.fakes import ScriptedLLM
+
+CATEGORIES = ["boil", "find-plant"]
+
+
+def episode(
+    task: str, category: str, actions: list[str], scores: list[float], won: bool, backbone="b1"
+) -> dict:
+    steps = [Step(a, f"you {a}", s, no_op=False, valid=True) for a, s in zip(actions, scores, strict=True)]
+    result = EpisodeResult(
+        task, category, won, scores[-1], len(steps), 0, scores[-1], len(steps), 10 * len(steps), 3, 0.5, steps
+    )
+    return compact_episode(backbone, 0, result)
+
+
+def lesson(title: str, principle: str, scope="general", evidence=("b1/t/0",)) -> Lesson:
+    return Lesson(title, principle, "Always.", scope, tuple(evidence))
+
+
+EPISODES = [
+    episode("boil-1", "boil", ["go kitchen", "open stove", "look"], [0.2, 0.6, 1.0], True),
+    episode("boil-2", "boil", ["go hallway", "look", "look"], [0.0, 0.0, 0.0], False),
+    episode("plant-1", "find-plant", ["go outside", "pick up plant"], [0.5, 1.0], True),
+    episode("plant-2", "find-plant", ["look", "look", "look"], [0.0, 0.0, 0.0], False, backbone="b2"),
+]
+
+
+def test_the_deterministic_analyst_names_a_failures_repeated_action_loop():
+    failure = episode("boil-9", "boil", ["look", "open door", "look", "look"], [0, 0, 0, 0], False)
+    lessons = rule_lessons([failure], CATEGORIES, 4)
+    loops = [x for x in lessons if x.source == "loops"]
+    assert len(loops) == 1 and loops[0].scope == "general" and loops[0].evidence == ("b1/boil-9/0",)
+    assert "look" in loops[0].principle and "open door" not in loops[0].principle  # only the repeated one
+    stalled = [x for x in lessons if x.source == "stalled"]
+    assert stalled and stalled[0].scope == "boil"
+
+
+def test_the_deterministic_analyst_names_the_actions_that_made_progress_in_successes():
+    lessons = rule_lessons(EPISODES, CATEGORIES, 8)
+    progress = {x.scope: x for x in lessons if x.source == "progress"}
+    assert set(progress) == set(CATEGORIES)
+    assert "open stove" in progress["boil"].principle and "go hallway" not in progress["boil"].principle
+    assert len(rule_lessons(EPISODES, CATEGORIES, 2)) == 2
+
+
+def test_each_slice_mixes_successes_and_failures_and_the_slices_cover_every_episode_once():
+    slices = [episode_slice(EPISODES, k, 2) for k in range(2)]
+    for share in slices:
+        assert {e["success"] for e in share} == {True, False}
+    ids = sorted(e["task"] for share in slices for e in share)
+    assert ids == sorted(e["task"] for e in EPISODES)
+
+
+@pytest.mark.parametrize(
+    ("reply", "wrong"),
+    [
+        ('[{"title": "T", "principle": "P", "when_to_apply": "W", "scope": "cook"}]', "scope: 'cook'"),
+        ('[{"title": "T", "principle": "  ", "when_to_apply": "W", "scope": "general"}]', "principle"),
+        ('[{"title": "T", "principle": "P", "scope": "general"}]', "when_to_apply"),
+        ('["just a string"]', "expected an object"),
+        ("no json here", "no JSON array"),
+    ],
+)
+def test_the_analysts_parse_rejects_invalid_replies_saying_what_was_wrong(reply, wrong):
+    with pytest.raises(LibraryFormatError, match=wrong):
+        parse_lessons(reply, ["general", *CATEGORIES], 4)
+
+
+def test_a_valid_teacher_reply_is_used_and_an_edit_teacher_gets_the_deterministic_lessons():
+    reply = json.dumps(
+        {
+            "lessons": [
+                {
+                    "title": "Heat water",
+                    "principle": "Put the pot on the stove.",
+                    "when_to_apply": "Boiling.",
+                    "scope": "boil",
+                }
+            ]
+        }
+    )
+    prefill = '{"lessons": [{"title": "'  # the model continues the prefill (a backend without schemas)
+    assert reply.startswith(prefill)
+    teacher = LLMTeacher(ScriptedLLM(name="t", replies=[reply[len(prefill) :]]), EditTeacher([]), retries=0)
+    found = analyse(teacher, "scienceworld", EPISODES, CATEGORIES, 4, 0, 64)
+    assert [(x.title, x.scope, x.source) for x in found] == [("Heat water", "boil", "llm")]
+    assert found[0].evidence == ("b1/boil-1/0", "b1/boil-2/0")  # the slice's boil episodes
+    edit = EditTeacher([])
+    fallback = analyse(edit, "scienceworld", EPISODES, CATEGORIES, 4, 0, 64)
+    assert fallback == rule_lessons(EPISODES, CATEGORIES, 4)
+    assert edit.transcript[-1].step == "lessons"
+
+
+def test_two_analysts_near_identical_lessons_become_one_logged_skill():
+    a = lesson("Do not repeat actions", "Never repeat an action that changed nothing.", evidence=["b1/x/0"])
+    b = lesson("Do not repeat actions", "Never repeat the action that changed nothing.", evidence=["b2/y/0"])
+    log = ConsolidationLog()
+    merged = consolidate({0: [a], 1: [b]}, log)
+    assert len(merged) == 1 and merged[0].evidence == ("b1/x/0", "b2/y/0")
+    assert len(log.merges) == 1 and log.merges[0]["evidence"] == ["b1/x/0", "b2/y/0"]
+    library = into_library(SkillLibrary(), merged, log)
+    assert [s.skill_id for s in library.general_skills] == ["ind_gen_001"]
+
+
+def test_a_conflict_keeps_the_better_supported_lesson_and_is_logged():
+    do = lesson("Open the door first", "Open the door before moving.", evidence=["e1", "e2"])
+    dont = lesson("Open the door first", "Do not open the door before moving.", evidence=["e3"])
+    other = lesson("Read the goal", "Read the task goal carefully before acting.", scope="boil")
+    log = ConsolidationLog()
+    kept = consolidate({0: [dont], 1: [do, other]}, log)
+    assert do in kept and dont not in kept and other in kept
+    assert len(log.conflicts) == 1 and log.conflicts[0]["dropped"]["principle"] == dont.principle
+    assert not log.merges
+
+
+def test_deepen_keeps_the_given_librarys_skills_and_ids_and_absorbs_duplicates():
+    start = SkillLibrary(
+        general_skills=[Skill("gen_001", "Explore before acting", "Look around the room before you act.")],
+        task_specific_skills={"boil": [Skill("boil_001", "Use the stove", "Heat the pot on the stove.")]},
+    )
+    lessons = [
+        lesson("Explore before acting", "Look around the room before acting."),  # duplicate of gen_001
+        lesson("Check the thermometer", "Read the thermometer after heating.", scope="boil"),
+    ]
+    log = ConsolidationLog()
+    deepened = into_library(start, lessons, log)
+    assert deepened.general_skills == start.general_skills
+    assert [s.skill_id for s in deepened.task_specific_skills["boil"]] == ["boil_001", "ind_boil_001"]
+    assert [x["skill_id"] for x in log.into_library] == ["gen_001"]
+
+
+def write_episodes(tmp_path: Path) -> list[str]:
+    paths = []
+    for backbone in ("b1", "b2"):
+        path = tmp_path / f"{backbone}.json"
+        own = [e for e in EPISODES if e["backbone"] == backbone]
+        path.write_text(json.dumps({"backbone": backbone, "env": "scienceworld", "episodes": own}))
+        paths.append(str(path))
+    return paths
+
+
+def induce(tmp_path: Path, run: str, order: list[int], seed: int = 0) -> Path:
+    out = tmp_path / run
+    out.mkdir()
+    episodes = write_episodes(tmp_path)
+    lessons = []
+    for k in range(2):
+        lessons.append(str(out / f"{k}.json"))
+        analyse_episodes(
+            {"kind": "edit"}, None, "scienceworld", episodes, CATEGORIES, k, 2, 4, seed, lessons[-1]
+        )
+    consolidate_lessons(
+        "scienceworld",
+        None,
+        {},
+        [lessons[k] for k in order],
+        episodes,
+        str(out / "library.json"),
+        str(out / "consolidation.json"),
+        str(out / "record.json"),
+        str(out / "t.jsonl"),
+    )
+    return out
+
+
+def test_the_induction_is_byte_identical_under_a_fixed_seed_whatever_the_order_of_the_slices(tmp_path):
+    first, second = induce(tmp_path, "one", [0, 1]), induce(tmp_path, "two", [1, 0])
+    library = (first / "library.json").read_bytes()
+    assert library == (second / "library.json").read_bytes()
+    assert (first / "consolidation.json").read_bytes() == (second / "consolidation.json").read_bytes()
+    induced = SkillLibrary.load(first / "library.json")
+    assert induced.general_skills and induced.task_specific_skills  # real lessons from both sides
+    cost = record_cost(first / "record.json")
+    assert cost.episodes == len(EPISODES) and cost.prompt_tokens == sum(e["prompt_tokens"] for e in EPISODES)
+
+
+def config_with(**induction) -> dict:
+    config = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
+    config["evaluation"]["external_libraries"] = {}
+    config["induction"] = induction
+    return config
+
+
+def test_the_config_refuses_induced_without_the_induction_or_without_a_library_to_deepen():
+    config = config_with(enabled=False)
+    config["skills"]["base"]["scienceworld"] = "induced"
+    with pytest.raises(
+        ConfigError, match=r"skills.base.scienceworld: 'induced' needs induction.enabled: true"
+    ):
+        validate_config(config, SCHEMA)
+    config = config_with(enabled=True, mode="deepen")
+    config["skills"]["base"]["scienceworld"] = "induced"
+    with pytest.raises(ConfigError, match=r"set induction.library.scienceworld to a library file"):
+        validate_config(config, SCHEMA)
+    config = config_with(enabled=True, mode="scratch")
+    config["skills"]["base"]["scienceworld"] = "induced"
+    validate_config(config, SCHEMA)
+    config = config_with(enabled=False)
+    config["evaluation"]["methods"].append("induced")
+    with pytest.raises(ConfigError, match=r"'induced' needs induction.enabled: true"):
+        validate_config(config, SCHEMA)
+
+
+def plan(tmp_path: Path, config: dict) -> str:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(REPO / "resources" / "skills", tmp_path / "resources" / "skills")
+    result = snakemake(tmp_path, "-n", "-p", timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def job_counts(dry_run: str) -> dict[str, int]:
+    table = dry_run.split("Job stats:")[1].split("total")[0]
+    rows = [line.split() for line in table.splitlines()]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
+
+
+def test_the_plan_induces_a_library_per_environment_and_evaluates_it(tmp_path):
+    config = config_with(enabled=True, mode="scratch", analysts=3)
+    config["skills"]["base"]["scienceworld"] = "induced"
+    out = plan(tmp_path, config)
+    counts = job_counts(out)
+    assert counts["play_induction_episodes"] == 2  # one backbone x two environments
+    assert counts["analyse_episodes"] == 3 * 2 and counts["consolidate_lessons"] == 2
+    assert "results/smollm2-135m/scienceworld/eval/induced.json" in out
+    assert "results/smollm2-135m/alfworld-generated/eval/induced.json" in out
+    blocks = out.split("rule ")
+    climbs = [b for b in blocks if b.startswith("climb_general_skills:")]
+    sw = next(b for b in climbs if "env=scienceworld" in b)
+    assert "results/induced/scienceworld/library.json" in sw
+    plays = [b for b in blocks if b.startswith("play_induction_episodes:")]
+    assert plays and not any("results/induced" in b.split("output:")[0] for b in plays)  # no cycle
