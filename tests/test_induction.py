@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from masa.config import SCHEMA, ConfigError, validate_config
 from masa.rollout.agent import EpisodeResult, Step
 from masa.rollout.cost import record_cost
 from masa.search.induction import (
@@ -211,26 +210,6 @@ def config_with(**induction) -> dict:
     return config
 
 
-def test_the_config_refuses_induced_without_the_induction_or_without_a_library_to_deepen():
-    config = config_with(enabled=False)
-    config["skills"]["base"]["scienceworld"] = "induced"
-    with pytest.raises(
-        ConfigError, match=r"skills.base.scienceworld: 'induced' needs induction.enabled: true"
-    ):
-        validate_config(config, SCHEMA)
-    config = config_with(enabled=True, mode="deepen")
-    config["skills"]["base"]["scienceworld"] = "induced"
-    with pytest.raises(ConfigError, match=r"set induction.library.scienceworld to a library file"):
-        validate_config(config, SCHEMA)
-    config = config_with(enabled=True, mode="scratch")
-    config["skills"]["base"]["scienceworld"] = "induced"
-    validate_config(config, SCHEMA)
-    config = config_with(enabled=False)
-    config["evaluation"]["methods"].append("induced")
-    with pytest.raises(ConfigError, match=r"'induced' needs induction.enabled: true"):
-        validate_config(config, SCHEMA)
-
-
 def plan(tmp_path: Path, config: dict) -> str:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -247,7 +226,8 @@ def job_counts(dry_run: str) -> dict[str, int]:
 
 
 def test_the_plan_induces_a_library_per_environment_and_evaluates_it(tmp_path):
-    config = config_with(enabled=True, mode="scratch", analysts=3)
+    start = "resources/skills/scienceworld.json"
+    config = config_with(enabled=True, mode="deepen", analysts=3, library={"scienceworld": start})
     config["skills"]["base"]["scienceworld"] = "induced"
     out = plan(tmp_path, config)
     counts = job_counts(out)
@@ -260,4 +240,6 @@ def test_the_plan_induces_a_library_per_environment_and_evaluates_it(tmp_path):
     sw = next(b for b in climbs if "env=scienceworld" in b)
     assert "results/induced/scienceworld/library.json" in sw
     plays = [b for b in blocks if b.startswith("play_induction_episodes:")]
-    assert plays and not any("results/induced" in b.split("output:")[0] for b in plays)  # no cycle
+    sw_play = next(b for b in plays if "env=scienceworld" in b)
+    assert start in sw_play.split("output:")[0]  # deepen plays induction.library, not the induced library
+    assert not any("results/induced" in b.split("output:")[0] for b in plays)  # no cycle
