@@ -131,6 +131,18 @@ def test_two_analysts_near_identical_lessons_become_one_logged_skill():
     assert [s.skill_id for s in library.general_skills] == ["ind_gen_001"]
 
 
+def test_the_slices_are_merged_in_a_binary_tree_whose_rounds_are_logged():
+    same = [
+        lesson("Read the goal", f"Read the task goal before acting {n}.", evidence=[f"e{n}"]) for n in "ab"
+    ]
+    slices = {3: [same[0]], 0: [], 2: [same[1]], 1: [lesson("Open doors", "Open doors to move on.", "boil")]}
+    log = ConsolidationLog()
+    merged = consolidate(slices, log)
+    assert log.rounds == [[[0, 1], [2, 3]], [[0, 1, 2, 3]]]
+    assert [m["round"] for m in log.merges] == [1]  # the two goal lessons meet in slices 2 and 3's node
+    assert sorted(x.title for x in merged) == ["Open doors", "Read the goal"]
+
+
 def test_a_conflict_keeps_the_better_supported_lesson_and_is_logged():
     do = lesson("Open the door first", "Open the door before moving.", evidence=["e1", "e2"])
     dont = lesson("Open the door first", "Do not open the door before moving.", evidence=["e3"])

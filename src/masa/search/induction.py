@@ -402,8 +402,10 @@ def consolidate(slices: dict[int, list[Lesson]], log: ConsolidationLog) -> list[
     """The slices' lessons merged hierarchically: a binary tree over the slices in index order (whatever
     order ``slices`` is given in), each round merging neighbours pairwise (``merge_pair``)."""
     level = [([k], slices[k]) for k in sorted(slices)]
+    if not level:
+        return []
     round_index = 0
-    while len(level) > 1 or round_index == 0:
+    while True:  # one round even for one slice: its own duplicates are merged too
         round_index += 1
         pairs = [level[i : i + 2] for i in range(0, len(level), 2)]
         log.rounds.append([[k for members, _ in pair for k in members] for pair in pairs])
@@ -415,8 +417,7 @@ def consolidate(slices: dict[int, list[Lesson]], log: ConsolidationLog) -> list[
             for pair in pairs
         ]
         if len(level) == 1:
-            break
-    return level[0][1] if level else []
+            return level[0][1]
 
 
 def _skills_of(library: SkillLibrary, scope: str) -> list[Skill]:
