@@ -21,6 +21,7 @@ from masa.search.induction import (
     episode_slice,
     into_library,
     parse_lessons,
+    reword_merged,
     rule_lessons,
 )
 from masa.skills.library import LibraryFormatError, Skill, SkillLibrary
@@ -143,6 +144,36 @@ def test_the_slices_are_merged_in_a_binary_tree_whose_rounds_are_logged():
     assert sorted(x.title for x in merged) == ["Open doors", "Read the goal"]
 
 
+def test_a_merged_lesson_is_reworded_by_the_teacher_only_when_the_rewording_keeps_its_sense():
+    a = lesson("Do not repeat actions", "Never repeat an action that changed nothing.", evidence=["e1"])
+    b = lesson("Do not repeat actions", "Never repeat the action that changed nothing.", evidence=["e2"])
+    single = lesson("Open doors", "Open doors to move on.", "boil")
+    merged = consolidate({0: [a, single], 1: [b]}, ConsolidationLog())
+    assert [x.variants for x in merged] == [(), ("Never repeat the action that changed nothing.",)]
+
+    def reply(principle: str) -> str:  # the continuation of the prefill, as a backend without schemas gives
+        item = {"principle": principle, "when_to_apply": "After an action.", "scope": "general"}
+        return 'Repeat nothing useless", ' + json.dumps(item)[1:] + "]}"
+
+    flipped = reply("Repeat an action that changed nothing until it works.")
+    good = reply("Never repeat an action that changed nothing; try another one.")
+    llm = ScriptedLLM(name="t", replies=[flipped, good])
+    log = ConsolidationLog()
+    out = reword_merged(LLMTeacher(llm, EditTeacher([]), retries=1), merged, log, 0, 64)
+    assert out[0] == single and len(llm.prompts) == 2  # only the merged lesson is asked about, retried once
+    assert out[1].principle == "Never repeat an action that changed nothing; try another one."
+    assert out[1].evidence == ("e1", "e2") and out[1].source == "llm-reworded"
+    assert log.rewordings == [{"before": merged[1].as_dict(), "after": out[1].as_dict()}]
+    kept = reword_merged(
+        LLMTeacher(ScriptedLLM(name="t", replies=[flipped]), EditTeacher([]), retries=0),
+        merged,
+        ConsolidationLog(),
+        0,
+        64,
+    )
+    assert kept == merged  # the polarity flip is refused and the merged text kept
+
+
 def test_a_conflict_keeps_the_better_supported_lesson_and_is_logged():
     do = lesson("Open the door first", "Open the door before moving.", evidence=["e1", "e2"])
     dont = lesson("Open the door first", "Do not open the door before moving.", evidence=["e3"])
@@ -191,9 +222,12 @@ def induce(tmp_path: Path, run: str, order: list[int], seed: int = 0) -> Path:
             {"kind": "edit"}, None, "scienceworld", episodes, CATEGORIES, k, 2, 4, seed, lessons[-1]
         )
     consolidate_lessons(
+        {"kind": "edit"},
+        None,
         "scienceworld",
         None,
         {},
+        seed,
         [lessons[k] for k in order],
         episodes,
         str(out / "library.json"),

@@ -87,6 +87,7 @@ rule analyse_episodes:
 rule consolidate_lessons:
     input:
         unpack(induction_start),
+        unpack(teacher_model),
         lessons=expand(
             "results/induced/{{env}}/lessons/{slice}.json",
             slice=range(INDUCTION["analysts"]),
@@ -106,6 +107,8 @@ rule consolidate_lessons:
     threads: 1
     params:
         code=stage_code("consolidate_lessons.py"),
+        teacher=config["teacher"],
+        seed=config["seed"],
         # what loading the starting library depends on (its category names and text caps)
         run={
             k: RUN[k]

@@ -10,7 +10,9 @@ title + principle, lowercased, stop words and negations removed, is at least ``S
 one scope about the same thing with the same polarity are duplicates (merged); with opposite polarity (one
 says "do X", the other "do not / never / avoid X") they conflict, and the one with more supporting episodes is
 kept, ties going to the earlier lesson in the stable order (scope, title, principle). Both decisions are
-logged with their evidence. Nothing here draws a random number: the same lessons give the same library.
+logged with their evidence. A merged lesson may then be reworded by the teacher from its group's principles
+(``reword_merged``; validated, else kept as merged). Nothing here draws a random number; the teacher's
+sampling is seeded: the same lessons and seed give the same library.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from masa.skills.library import LibraryFormatError, Skill, SkillLibrary
@@ -70,17 +73,24 @@ class Lesson:
     when_to_apply: str
     scope: str
     evidence: tuple[str, ...] = ()
-    source: str = "rule"  # "llm" or the deterministic rule that wrote it
+    source: str = "rule"  # "llm", "llm-reworded" or the deterministic rule that wrote it
+    variants: tuple[str, ...] = ()  # the principles of the duplicates merged into it, besides its own
 
     def order(self) -> tuple[str, str, str]:
         return (self.scope, self.title, self.principle)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "evidence": list(self.evidence)}
+        return {**asdict(self), "evidence": list(self.evidence), "variants": list(self.variants)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Lesson:
-        return cls(**{**data, "evidence": tuple(data.get("evidence", ()))})
+        return cls(
+            **{
+                **data,
+                "evidence": tuple(data.get("evidence", ())),
+                "variants": tuple(data.get("variants", ())),
+            }
+        )
 
 
 def episode_id(episode: dict[str, Any]) -> str:
@@ -313,7 +323,7 @@ def analyse(
     support = {
         scope: _ids([e for e in episodes if scope == "general" or e["category"] == scope]) for scope in scopes
     }
-    return [Lesson(**{**asdict(lesson), "evidence": support[lesson.scope]}) for lesson in found]
+    return [replace(lesson, evidence=support[lesson.scope]) for lesson in found]
 
 
 # --- consolidation ------------------------------------------------------------------------------------------
@@ -346,6 +356,7 @@ class ConsolidationLog:
     rounds: list[list[list[int]]] = field(default_factory=list)  # per round, the slice groups merged
     merges: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    rewordings: list[dict[str, Any]] = field(default_factory=list)  # merged lessons the teacher rewrote
     into_library: list[dict[str, Any]] = field(default_factory=list)  # lessons absorbed by existing skills
 
     def as_dict(self) -> dict[str, Any]:
@@ -370,7 +381,9 @@ def merge_pair(lessons: list[Lesson], log: ConsolidationLog, round_index: int) -
             if negative(other.principle) == negative(lesson.principle):
                 evidence = tuple(sorted(set(other.evidence) | set(lesson.evidence)))
                 text = lesson if len(lesson.evidence) > len(other.evidence) else other
-                kept[i] = Lesson(**{**asdict(text), "evidence": evidence})
+                said = {other.principle, lesson.principle, *other.variants, *lesson.variants}
+                variants = tuple(sorted(said - {text.principle}))
+                kept[i] = replace(text, evidence=evidence, variants=variants)
                 log.merges.append(
                     {
                         **entry,
@@ -418,6 +431,64 @@ def consolidate(slices: dict[int, list[Lesson]], log: ConsolidationLog) -> list[
         ]
         if len(level) == 1:
             return level[0][1]
+
+
+REWORD_THRESHOLD = 0.3  # a rewording must still share this much (token Jaccard) with the merged lesson
+
+REWORD_PROMPT = """These lessons for an AI agent ({scope}) say the same thing in different words:
+{variants}
+
+Write them as one lesson that keeps what they share, in the same direction (do / do not). Output only a JSON
+object {{"lessons": [{{"title": ..., "principle": ..., "when_to_apply": ..., "scope": "{scope}"}}]}}."""
+
+
+def parse_rewording(reply: str, lesson: Lesson) -> Lesson:
+    """The teacher's one lesson for a merged group, accepted only if it keeps the group's scope and polarity
+    and is still about it (token Jaccard with the merged lesson >= ``REWORD_THRESHOLD``)."""
+    (found,) = parse_lessons(reply, [lesson.scope], 1)
+    score = similarity(_text(found.title, found.principle), _text(lesson.title, lesson.principle))
+    if score < REWORD_THRESHOLD:
+        raise LibraryFormatError(
+            f"the rewording shares {score:.2f} of its words with the lessons, under {REWORD_THRESHOLD}"
+        )
+    if negative(found.principle) != negative(lesson.principle):
+        raise LibraryFormatError("the rewording turns a do into a do-not or back")
+    return replace(
+        lesson,
+        title=found.title,
+        principle=found.principle,
+        when_to_apply=found.when_to_apply,
+        source="llm-reworded",
+    )
+
+
+def reword_merged(
+    teacher: Teacher, lessons: list[Lesson], log: ConsolidationLog, seed: int, tokens: int
+) -> list[Lesson]:
+    """Each merged lesson (one with ``variants``) rewritten by the teacher from its group's principles when it
+    gives a valid rewording (``parse_rewording``), else kept as merged, recorded as a fallback."""
+    out = []
+    for i, lesson in enumerate(lessons):
+        if not lesson.variants:
+            out.append(lesson)
+            continue
+        variants = "\n".join(f"- {p}" for p in sorted({lesson.principle, *lesson.variants}))
+        found = teacher.ask(
+            "reword",
+            REWORD_PROMPT.format(scope=lesson.scope, variants=variants),
+            partial(parse_rewording, lesson=lesson),
+            lesson_schema(1),
+            '{"lessons": [{"title": "',
+            seed + i,
+            tokens,
+        )
+        if found is None:
+            teacher.fell_back("reword", json.dumps(lesson.as_dict()))
+            out.append(lesson)
+            continue
+        log.rewordings.append({"before": lesson.as_dict(), "after": found.as_dict()})
+        out.append(found)
+    return out
 
 
 def _skills_of(library: SkillLibrary, scope: str) -> list[Skill]:

@@ -24,6 +24,7 @@ from masa.search.induction import (
     consolidate,
     episode_slice,
     into_library,
+    reword_merged,
 )
 from masa.skills.library import SkillLibrary
 from masa.stages.context import Machine, load_base_library, make_teacher, open_context
@@ -96,26 +97,34 @@ def analyse_episodes(
 
 
 def consolidate_lessons(
+    teacher_spec: dict[str, Any],
+    teacher_model_dir: str | None,
     env: str,
     start_library: str | None,
     run: dict[str, Any],
+    seed: int,
     lessons_paths: list[str],
     episodes_paths: list[str],
     out_library: str,
     out_log: str,
     out_record: str,
     out_transcript: str,
+    threads: int | None = None,
 ) -> SkillLibrary:
-    """The analysts' lessons merged into one library (masa.search.induction.consolidate, then
-    ``into_library`` on ``start_library``, the deepen mode's given library, or on nothing from scratch).
+    """The analysts' lessons merged into one library (masa.search.induction.consolidate, the merged ones
+    reworded by the teacher where it answers validly, then ``into_library`` on ``start_library``, the deepen
+    mode's given library, or on nothing from scratch).
 
     The record prices the whole induction, shared by every backbone that plays the library: every
-    backbone's episodes (at their recorded cost, like a search's) and every analyst's teacher usage."""
+    backbone's episodes (at their recorded cost, like a search's) and every teacher call, the analysts' and
+    this stage's; the transcript holds all those calls, the analysts' first (by slice)."""
     started = time.monotonic()
-    analysts = [read_json(path) for path in lessons_paths]
+    analysts = sorted((read_json(path) for path in lessons_paths), key=lambda a: a["slice"])
     slices = {a["slice"]: [Lesson.from_dict(x) for x in a["lessons"]] for a in analysts}
     log = ConsolidationLog()
-    lessons = consolidate(slices, log)
+    teacher = make_teacher(teacher_spec, teacher_model_dir, SkillLibrary(), threads)
+    tokens = with_schema_defaults(teacher_spec, "teacher")["max_new_tokens"]
+    lessons = reword_merged(teacher, consolidate(slices, log), log, seed, tokens)
     env_run = {**run, "category_map": run.get("category_map", {}).get(env, {})}
     start = load_base_library(start_library, env_run) if start_library else SkillLibrary()
     library = into_library(start, lessons, log)
@@ -123,26 +132,23 @@ def consolidate_lessons(
     write_json(
         out_log, {"env": env, "start_library": start_library, "lessons": len(lessons), **log.as_dict()}
     )
-    usage = {
-        k: sum(a["usage"].get(k, 0) for a in analysts)
-        for k in ("calls", "prompt_tokens", "completion_tokens")
-    }
+    usages = [a["usage"] for a in analysts] + [teacher_usage(teacher)]
     episodes = [
         {k: e[k] for k in COST_FIELDS} for path in sorted(episodes_paths) for e in read_json(path)["episodes"]
     ]
     write_json(
         out_record,
         {
-            "usage": usage,
-            "teacher_seconds": sum(a["usage"].get("seconds", 0.0) for a in analysts),
+            "usage": {
+                k: sum(u.get(k, 0) for u in usages) for k in ("calls", "prompt_tokens", "completion_tokens")
+            },
+            "teacher_seconds": sum(u.get("seconds", 0.0) for u in usages),
             "seconds": sum(a["seconds"] for a in analysts) + time.monotonic() - started,
             "episodes": episodes,
         },
     )
-    calls = [
-        json.dumps({"slice": a["slice"], **call}, ensure_ascii=False)
-        for a in analysts
-        for call in a["teacher"]
-    ]
-    atomic_write_text(Path(out_transcript), "\n".join(calls) + ("\n" if calls else ""))
+    calls = [{"slice": a["slice"], **call} for a in analysts for call in a["teacher"]]
+    calls += [{"slice": None, **call} for call in transcript_records(teacher.transcript)]
+    lines = [json.dumps(call, ensure_ascii=False) for call in calls]
+    atomic_write_text(Path(out_transcript), "\n".join(lines) + ("\n" if lines else ""))
     return library
