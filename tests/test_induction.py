@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from masa.rollout.agent import EpisodeResult, Step
+from masa.rollout.agent import Agent, AgentConfig, EpisodeResult, Step
 from masa.rollout.cost import record_cost
+from masa.rollout.evaluator import Evaluator
 from masa.search.induction import (
     ConsolidationLog,
     Lesson,
@@ -25,10 +26,12 @@ from masa.search.induction import (
     rule_lessons,
 )
 from masa.skills.library import LibraryFormatError, Skill, SkillLibrary
+from masa.stages import induction as induction_stage
+from masa.stages.context import Context, TaskSets
 from masa.stages.induction import analyse_episodes, consolidate_lessons
 from masa.teacher.teachers import EditTeacher, LLMTeacher
 from tests.conftest import REPO, snakemake
-from tests.fakes import ScriptedLLM
+from tests.fakes import CorridorEnv, HashLLM, ScriptedLLM, fake_settings
 
 CATEGORIES = ["boil", "find-plant"]
 
@@ -289,3 +292,35 @@ def test_the_plan_induces_a_library_per_environment_and_evaluates_it(tmp_path):
     sw_play = next(b for b in plays if "env=scienceworld" in b)
     assert start in sw_play.split("output:")[0]  # deepen plays induction.library, not the induced library
     assert not any("results/induced" in b.split("output:")[0] for b in plays)  # no cycle
+
+
+class TwoCorridors(CorridorEnv):
+    """The corridor under two categories: one searched, one held out."""
+
+    def categories(self):
+        return ["walk", "held"]
+
+
+@pytest.mark.parametrize("start", ["resources/skills/scienceworld.json", None])
+def test_the_episodes_are_the_searched_categories_search_instances_played_with_the_start_library(
+    tmp_path, monkeypatch, start
+):
+    env = TwoCorridors()
+    search = {c: env.instances(c, "train")[:2] for c in env.categories()}
+    base = SkillLibrary(general_skills=[Skill("gen_001", "Walk on", "Go forward until the end.")])
+    evaluator = Evaluator(Agent(HashLLM(name="fake"), AgentConfig()), env, fake_settings())
+    ctx = Context(evaluator, env, TaskSets(search, [], {c: [] for c in env.categories()}), base, 0)
+    played = []
+    run = evaluator.run
+    monkeypatch.setattr(
+        evaluator, "run", lambda lib, tasks, **kw: played.append(lib) or run(lib, tasks, **kw)
+    )
+    monkeypatch.setattr(induction_stage, "open_context", lambda *args, **kwargs: ctx)
+    out = tmp_path / "episodes.json"
+    induction_stage.play_induction_episodes(
+        {"name": "b1", "spec": {}}, {"name": "corridor"}, {}, ["held"], start, None, str(out)
+    )
+    episodes = json.loads(out.read_text())["episodes"]
+    assert [(e["category"], e["task"]) for e in episodes] == [("walk", t.key) for t in search["walk"]]
+    assert played == [base if start else None]
+    assert all(e["trajectory"] and e["trajectory"][0]["action"] for e in episodes)
