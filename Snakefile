@@ -3,11 +3,13 @@
 #   snakemake --profile profiles/local            # the embedded default, 2 cores, no GPU
 #   snakemake --profile profiles/local trajectories   # stop after a stage (workflow/rules/collect.smk:
 #                                                     # profiles, general_skills, libraries, trajectories,
-#                                                     # rewriters, evaluations, lifecycle)
+#                                                     # rewriters, evaluations, lifecycle,
+#                                                     # induced_libraries, studies)
 #
 # Stages (workflow/rules/<stage>.smk): prepare models -> model profile -> Stage 1 general skills ->
 # Stage 2 task skills (one job per category) -> merged library [-> skill lifecycle] -> trajectory export ->
-# rewriter -> held-out evaluation -> report. Every output lives under results/{backbone}/{env}/...
+# rewriter -> held-out evaluation -> report. Every output lives under results/{backbone}/{env}/..., but for the
+# environment-wide libraries (results/rewriter*/{env}/, results/induced/{env}/, results/granularity/{env}/).
 
 
 from pathlib import Path
@@ -38,6 +40,7 @@ include: "workflow/rules/task.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/rewriter.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/induction.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/lifecycle.smk"
 include: "workflow/rules/report.smk"

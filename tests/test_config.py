@@ -102,6 +102,28 @@ def test_default_config_validates_and_gets_defaults():
             lambda c: c["rewriter"].update(heldout_categories=["find-living-thing", "find-non-living-thing"]),
             r"rewriter.heldout_categories: holding out every category of 'scienceworld' leaves nothing to train on",
         ),
+        # the induced library (induction): as a base or a method only with the induction on, and deepen mode
+        # needs a library file to start from, not the induced library itself
+        (
+            lambda c: c["skills"]["base"].update(scienceworld="induced"),
+            r"skills.base.scienceworld: 'induced' needs induction.enabled: true; set it or name a library file",
+        ),
+        (
+            lambda c: (
+                c.setdefault("induction", {}).update(enabled=True),
+                c["skills"]["base"].update(scienceworld="induced"),
+            ),
+            r"skills.base.scienceworld: 'induced' with induction.mode deepen has no library to deepen; set "
+            r"induction.library.scienceworld to a library file, or induction.mode: scratch",
+        ),
+        (
+            lambda c: c["evaluation"]["methods"].append("induced"),
+            r"evaluation.methods: 'induced' needs induction.enabled: true",
+        ),
+        (
+            lambda c: c.setdefault("induction", {}).update(enabled=True, backbones=["gpt-5"]),
+            r"induction.backbones: 'gpt-5' is not a backbone",
+        ),
         # a method enabled whose inputs are disabled
         (
             lambda c: (c["hillclimb"].update(iterations=0), c["ucb"].update(iterations=0)),
@@ -114,6 +136,24 @@ def test_bad_config_fails_naming_the_key(edit, message):
     edit(config)
     with pytest.raises(ConfigError, match=message):
         validate_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "induction",
+    [
+        {"enabled": True, "mode": "scratch"},
+        {
+            "enabled": True,
+            "mode": "deepen",
+            "library": {"scienceworld": "resources/skills/scienceworld.json"},
+        },
+    ],
+)
+def test_an_induced_base_is_fine_with_a_library_to_start_from_or_from_scratch(induction):
+    config = default()
+    config["induction"] = induction
+    config["skills"]["base"]["scienceworld"] = "induced"
+    assert validate_config(config, SCHEMA)["skills"]["base"]["scienceworld"] == "induced"
 
 
 def test_a_search_free_config_is_fine_without_the_methods_that_need_a_search():

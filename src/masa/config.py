@@ -145,23 +145,33 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
         problems = expand_paths(config) + cross_field_problems(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    add_lifecycle_method(config)
+    add_study_methods(config)
     return config
 
 
-LIFECYCLE_METHOD = "masa_lifecycle"
+# The method that evaluates each study's library: enabling the study evaluates it.
+STUDY_METHODS = {"lifecycle": "masa_lifecycle", "induction": "induced"}
 
 
-def add_lifecycle_method(config: dict[str, Any]) -> None:
-    """``lifecycle.enabled`` means its library is evaluated: add ``masa_lifecycle`` to ``evaluation.methods``
-    (in place, after the others) when the config does not list it, so one switch turns the study on."""
+def add_study_methods(config: dict[str, Any]) -> None:
+    """A study that is enabled has its library evaluated: its method (``STUDY_METHODS``) is added to
+    ``evaluation.methods`` (in place, after the others) when the config does not list it, so one switch
+    turns the study on."""
     methods = config["evaluation"]["methods"]
-    if config["lifecycle"]["enabled"] and LIFECYCLE_METHOD not in methods:
-        methods.append(LIFECYCLE_METHOD)
+    for study, method in STUDY_METHODS.items():
+        if config[study]["enabled"] and method not in methods:
+            methods.append(method)
 
 
 # Folders of results/ that are not a backbone's: a backbone of that name would write into them.
-RESERVED_RESULT_FOLDERS = ("granularity", "report", "rewriter", "trajectories")
+RESERVED_RESULT_FOLDERS = (
+    "granularity",
+    "induced",
+    "report",
+    "rewriter",
+    "rewriter_cross_env",
+    "trajectories",
+)
 
 
 def run_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -190,6 +200,10 @@ def path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
     slots += [(f"{where}.path", model, "path") for where, model in model_specs(config) if "path" in model]
     slots += [("rewriter.base_model", config["rewriter"], "base_model")]
     slots += [(f"skills.base.{env}", config["skills"]["base"], env) for env in config["skills"]["base"]]
+    slots += [
+        (f"induction.library.{env}", config["induction"]["library"], env)
+        for env in config["induction"]["library"]
+    ]
     slots += [
         (f"evaluation.external_libraries.{label}.{env}", paths, env)
         for label, paths in config["evaluation"]["external_libraries"].items()
@@ -294,6 +308,41 @@ def cross_field_problems(config: dict[str, Any]) -> list[str]:
     problems += disabled_input_problems(config)
     problems += external_library_problems(config)
     problems += granularity_problems(config)
+    problems += induction_problems(config)
+    return problems
+
+
+def induction_problems(config: dict[str, Any]) -> list[str]:
+    """``skills.base.<env>: induced`` and the method ``induced`` need the induction on; deepen mode needs a
+    library file to start from that is not the induced library itself (its episodes would need it first)."""
+    induction = config["induction"]
+    problems = []
+    if "induced" in config["evaluation"]["methods"] and not induction["enabled"]:
+        problems.append(
+            "evaluation.methods: 'induced' needs induction.enabled: true; set it or remove 'induced'"
+        )
+    for env, path in config["skills"]["base"].items():
+        if path != "induced":
+            continue
+        if not induction["enabled"]:
+            problems.append(
+                f"skills.base.{env}: 'induced' needs induction.enabled: true; set it or name a library file"
+            )
+        elif induction["mode"] == "deepen" and env not in induction["library"]:
+            problems.append(
+                f"skills.base.{env}: 'induced' with induction.mode deepen has no library to deepen; set "
+                f"induction.library.{env} to a library file, or induction.mode: scratch"
+            )
+    for name in induction["backbones"]:
+        if name not in config["backbones"]:
+            problems.append(
+                f"induction.backbones: '{name}' is not a backbone ({', '.join(config['backbones'])})"
+            )
+    for env in induction["library"]:
+        if env not in config["environments"]:
+            problems.append(
+                f"induction.library: '{env}' is not an environment ({', '.join(config['environments'])})"
+            )
     return problems
 
 

@@ -84,6 +84,14 @@ REGISTRY = (
             Priced("apply_cross_env_rewriter", "record"),
         ),
     ),
+    # Trace2Skill: one library per environment induced from every induction backbone's search episodes
+    # (workflow/rules/induction.smk), priced by the whole induction: its episodes and every analyst's teacher.
+    Method(
+        "induced",
+        "Induced library",
+        "results/induced/{env}/library.json",
+        priced_by=(Priced("consolidate_lessons", "record"),),
+    ),
     Method(
         "masa_no_stage1",
         "MASA w/o Stage 1",

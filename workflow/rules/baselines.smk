@@ -109,9 +109,7 @@ use rule build_rewriter_data as build_cross_env_rewriter_data with:
         cards=expand(
             "results/{backbone}/profile/card.yaml", backbone=TRAINING_BACKBONES
         ),
-        base=lambda wildcards: [
-            config["skills"]["base"][e] for e in other_envs(wildcards.env)
-        ],
+        base=lambda wildcards: [base_path(e) for e in other_envs(wildcards.env)],
         teacher=lambda wildcards: [
             path
             for e in other_envs(wildcards.env)

@@ -40,6 +40,15 @@ rule evaluations:
         CONTRIBUTIONS,
 
 
+rule induced_libraries:
+    input:
+        (
+            expand(rules.consolidate_lessons.output.library, env=ENVS)
+            if INDUCTION["enabled"]
+            else []
+        ),
+
+
 # The studies beside the method (issue 16; each off unless enabled): granularity, lifecycle.
 rule studies:
     input:

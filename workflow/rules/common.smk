@@ -17,6 +17,8 @@ ENVS = list(config["environments"])
 # validate_config fills in the first environment when profile_environment is absent
 PROFILE_ENV = config["profile_environment"]
 HELDOUT = config["rewriter"]["heldout_categories"]
+INDUCTION = config["induction"]
+# validate_config has added each enabled study's method (masa.config.STUDY_METHODS)
 METHODS = config["evaluation"]["methods"]
 # What an evaluation job's result depends on: adding a method or an external library re-runs no other job.
 EVALUATION_SETTINGS = {
@@ -45,6 +47,7 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.-]+",
     label=r"[A-Za-z0-9_.-]+",
     level=r"\d+",
+    slice=r"\d+",
 
 
 def categories(env):
@@ -100,8 +103,19 @@ def env_for(use, env=None):
     return param
 
 
+# The library induced from trajectories (workflow/rules/induction.smk); `skills.base.<env>: induced` makes it
+# the base of every stage.
+INDUCED_LIBRARY = "results/induced/{env}/library.json"
+
+
+def base_path(env):
+    """The base library file of ``env``: skills.base.<env>, or the induced library when that says induced."""
+    path = config["skills"]["base"][env]
+    return INDUCED_LIBRARY.format(env=env) if path == "induced" else path
+
+
 def base_library(wildcards):
-    return config["skills"]["base"][wildcards.env]
+    return base_path(wildcards.env)
 
 
 def category_libraries(
@@ -176,7 +190,7 @@ def rewriter_sources(envs):
     """The environments a rewriter learns from, as masa.stages.rewriter.DataSource fields."""
     return {
         e: {
-            "base_library": config["skills"]["base"][e],
+            "base_library": base_path(e),
             "categories": categories(e),
             "teacher_rewrites": teacher_rewrites(e),
         }

@@ -8,7 +8,7 @@ rule build_model_profile:
         unpack(lambda wildcards: env_games(PROFILE_ENV)),
         unpack(backbone_model),
         unpack(teacher_model),
-        base=config["skills"]["base"][PROFILE_ENV],
+        base=base_path(PROFILE_ENV),
     output:
         card="results/{backbone}/profile/card.yaml",
         rollouts="results/{backbone}/profile/rollouts.json",

@@ -133,6 +133,8 @@ def record_cost(path: str | Path) -> Cost:
     if "rollouts" in record:  # a stage that plays libraries and asks the teacher (the skill lifecycle)
         usage = record.get("usage") or {}
         return rollout_cost(record["rollouts"]) + usage_cost(usage, usage.get("seconds", 0.0))
+    if "episodes" in record:  # a stage that played episodes and asked a model (the induced library)
+        return episodes_cost(record["episodes"]) + usage_cost(record.get("usage"), record.get("seconds", 0.0))
     return usage_cost(record.get("usage"), record.get("seconds", 0.0))
 
 

@@ -258,7 +258,7 @@ def open_context(
     env: dict[str, Any],
     run: dict[str, Any],
     model_dir: str | None,
-    base_library: str,
+    base_library: str | None,
     use: str,
     threads: int | None = None,
     temperature: float | None = None,
@@ -266,7 +266,7 @@ def open_context(
 ) -> Context:
     """``backbone`` = {name, spec}; ``env`` = {name, **environment config}; ``run`` = {seed, noop_penalty,
     retrieval, ...} — the config slices a rule passes as params; ``use`` the instances the stage plays
-    (search, profile or evaluation)."""
+    (search, profile or evaluation); ``base_library`` None: no library (an induction from scratch)."""
     machine = machine or Machine()
     env = with_schema_defaults(env, "environments", env["name"])  # keeps its "name"
     settings = episode_settings(backbone["spec"], model_dir, env, run["noop_penalty"], temperature)
@@ -284,7 +284,9 @@ def open_context(
         run.get("topk"),
     )
     sets = task_sets(environment, env, run["seed"], use)
-    library = load_env_library(base_library, env["name"], run, environment)
+    library = (
+        load_env_library(base_library, env["name"], run, environment) if base_library else SkillLibrary()
+    )
     return Context(evaluator, environment, sets, library, run["seed"])
 
 
