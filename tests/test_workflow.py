@@ -28,6 +28,9 @@ def workdir(tiny_local_run) -> Path:
 def test_report_has_a_row_per_method_with_real_numbers(workdir):
     table = pd.read_csv(workdir / "results" / "report" / "summary.csv")
     methods = ["Adapter", "Base Skill", "MASA", "No Skill", "Rewriter", "Rewriter (cross-environment)"]
+    methods = sorted(
+        [*methods, "Induced library", "MASA + lifecycle"]
+    )  # the studies' methods, by their switches
     assert sorted(table.loc[table["env"] == "scienceworld", "method"]) == methods
     # tiny.yaml's external library is keyed by alfworld-generated only
     assert sorted(table.loc[table["env"] == "alfworld-generated", "method"]) == sorted(
@@ -78,6 +81,8 @@ def test_expert_agreement_is_scored_for_every_method_and_set_beside_reward(workd
         "masa",
         "rewriter",
         "rewriter_cross_env",
+        "induced",
+        "masa_lifecycle",
     }
     decisions = len(record["states"])
     assert decisions > 3 and all(
@@ -89,10 +94,10 @@ def test_expert_agreement_is_scored_for_every_method_and_set_beside_reward(workd
     assert record["methods"]["no_skill"]["per_state"] != record["methods"]["base_skill"]["per_state"]
     assert not (workdir / "results" / "smollm2-135m" / "alfworld-generated" / "agreement.json").exists()
     table = pd.read_csv(workdir / "results" / "report" / "agreement.csv")
-    assert len(table) == 6 and table["reward"].notna().all()
+    assert len(table) == len(record["methods"]) and table["reward"].notna().all()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     assert "## Expert agreement vs held-out reward" in summary
-    assert "Spearman(agreement, held-out reward), all backbones, 6 cells:" in summary
+    assert f"Spearman(agreement, held-out reward), all backbones, {len(record['methods'])} cells:" in summary
 
 
 def test_trajectories_are_readable_parquet_with_every_candidate(workdir):
@@ -191,7 +196,8 @@ def planned_rules(workdir: Path, edit) -> set[str]:
 
 def test_changing_an_evaluation_setting_reruns_only_evaluation_and_report(workdir):
     jobs = planned_rules(workdir, lambda c: c["evaluation"].update(seeds=[0, 1]))
-    assert jobs == {"evaluate_method", "evaluate_external_library", "report", "all"}
+    study = {"evaluate_granularity_level", "report_granularity"}  # levels are evaluations too
+    assert jobs == {"evaluate_method", "evaluate_external_library", "report", "all"} | study
 
 
 def test_speed_and_location_settings_rerun_nothing(workdir):
@@ -218,7 +224,11 @@ def test_a_stage_2_setting_reruns_stage_2_and_what_depends_on_it_only(workdir):
 
 def test_an_instance_count_reruns_only_the_stages_that_play_it(workdir):
     jobs = planned_rules(workdir, lambda c: c["environments"]["scienceworld"].update(eval_instances=2))
-    assert jobs == {"evaluate_method", "score_agreement", "report", "all"}  # the external bank is ALFWorld's
+    # the external bank is ALFWorld's; the granularity levels are held-out evaluations too
+    assert jobs == {"evaluate_method", "score_agreement", "report", "all"} | {
+        "evaluate_granularity_level",
+        "report_granularity",
+    }
 
 
 def test_bad_config_fails_at_start_naming_the_key(workdir):
