@@ -232,3 +232,25 @@ def preparation_records(backbone, env, method):
         else:
             records.append(pattern.format(**w))
     return records
+
+
+# The induced library's inputs (workflow/rules/induction.smk).
+INDUCTION_BACKBONES = INDUCTION["backbones"] or BACKBONES
+
+
+def induction_start(wildcards):
+    """The library the episodes are played with and deepen mode keeps: induction.library.<env>, else the
+    environment's skills.base (a file: the config check refuses induced there); none from scratch.
+    """
+    if INDUCTION["mode"] == "scratch":
+        return {}
+    env = wildcards.env
+    return {"start": INDUCTION["library"].get(env) or config["skills"]["base"][env]}
+
+
+def induction_episodes(wildcards):
+    return expand(
+        rules.play_induction_episodes.output[0],
+        backbone=INDUCTION_BACKBONES,
+        env=wildcards.env,
+    )

@@ -9,26 +9,6 @@
 #   results/induced/{env}/consolidation.json           every merge and conflict decision, with its evidence
 #   results/induced/{env}/record.json, teacher.jsonl   the induction's cost (episodes + teacher), every call
 
-INDUCTION_BACKBONES = INDUCTION["backbones"] or BACKBONES
-
-
-def induction_start(wildcards):
-    """The library the episodes are played with and deepen mode keeps: induction.library.<env>, else the
-    environment's skills.base (a file: the config check refuses induced there); none from scratch.
-    """
-    if INDUCTION["mode"] == "scratch":
-        return {}
-    env = wildcards.env
-    return {"start": INDUCTION["library"].get(env) or config["skills"]["base"][env]}
-
-
-def induction_episodes(wildcards):
-    return expand(
-        rules.play_induction_episodes.output[0],
-        backbone=INDUCTION_BACKBONES,
-        env=wildcards.env,
-    )
-
 
 rule play_induction_episodes:
     input:
