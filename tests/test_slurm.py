@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from masa.config import STUDY_METHODS
 from tests.conftest import REPO, SNAKEMAKE, tiny_workdir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.cluster]
@@ -144,8 +145,9 @@ def test_every_cluster_rule_ran_as_a_completed_slurm_job(slurm_run, capsys):
 def test_slurm_results_equal_the_local_run(slurm_run, tiny_local_run):
     evals = sorted((tiny_local_run / "results").rglob("eval/*.json"))
     tiny = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
+    studies = [m for study, m in STUDY_METHODS.items() if tiny.get(study, {}).get("enabled")]
     assert len(evals) == len(tiny["backbones"]) * len(tiny["environments"]) * len(
-        tiny["evaluation"]["methods"]
+        tiny["evaluation"]["methods"] + studies
     )
     for local in evals:
         remote = slurm_run / local.relative_to(tiny_local_run)
