@@ -303,12 +303,18 @@ def played_library(ctx: Context, method: str, path: str | None, run: dict[str, A
     return SkillLibrary.load(path) if path else ctx.base
 
 
+def env_run(run: dict[str, Any], env_name: str) -> dict[str, Any]:
+    """The run settings as ``load_base_library`` reads them for ``env_name``: its own ``category_map`` only."""
+    return {**run, "category_map": run.get("category_map", {}).get(env_name, {})}
+
+
 def load_env_library(path: str, env_name: str, run: dict[str, Any], environment: Environment) -> SkillLibrary:
     """A library brought to environment ``env_name`` (the base, or an external one the evaluation plays),
     loaded by ``load_base_library`` with that environment's ``category_map`` and categories."""
     known = known_tasks(env_name)
-    env_run = {**run, "category_map": run.get("category_map", {}).get(env_name, {})}
-    return load_base_library(path, env_run, known or environment.categories(), known is not None)
+    return load_base_library(
+        path, env_run(run, env_name), known or environment.categories(), known is not None
+    )
 
 
 def load_base_library(

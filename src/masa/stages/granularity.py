@@ -19,7 +19,7 @@ from masa import plots
 from masa.io import atomic_write_text, read_json, write_json
 from masa.methods import CONTROL
 from masa.skills.granularity import level_name, level_problems, principle_words, truncated_level
-from masa.stages.context import load_base_library, make_teacher
+from masa.stages.context import env_run, load_base_library, make_teacher
 from masa.stages.records import teacher_usage, write_transcript
 from masa.stats import episode_rewards, paired_difference
 from masa.teacher.rewording import reword_library
@@ -42,8 +42,7 @@ def reword_levels(
     """Write level k of ``levels`` to ``out_levels[k - 1]``, with a record of where each group's text came
     from, the check's verdict and the teacher's usage."""
     started = time.monotonic()
-    env_run = {**run, "category_map": run.get("category_map", {}).get(env_name, {})}
-    base = load_base_library(base_library, env_run, categories)
+    base = load_base_library(base_library, env_run(run, env_name), categories)
     teacher = make_teacher(teacher_spec, teacher_model_dir, base, threads)
     reworded = [reword_library(teacher, base, k, levels, seed, categories) for k in range(1, levels + 1)]
     libraries = [library for library, _ in reworded]

@@ -27,7 +27,7 @@ from masa.search.induction import (
     reword_merged,
 )
 from masa.skills.library import SkillLibrary
-from masa.stages.context import Machine, load_base_library, make_teacher, open_context
+from masa.stages.context import Machine, env_run, load_base_library, make_teacher, open_context
 from masa.stages.records import searched_categories, teacher_usage
 from masa.teacher.teachers import transcript_records
 
@@ -125,8 +125,7 @@ def consolidate_lessons(
     teacher = make_teacher(teacher_spec, teacher_model_dir, SkillLibrary(), threads)
     tokens = with_schema_defaults(teacher_spec, "teacher")["max_new_tokens"]
     lessons = reword_merged(teacher, consolidate(slices, log), log, seed, tokens)
-    env_run = {**run, "category_map": run.get("category_map", {}).get(env, {})}
-    start = load_base_library(start_library, env_run) if start_library else SkillLibrary()
+    start = load_base_library(start_library, env_run(run, env)) if start_library else SkillLibrary()
     library = into_library(start, lessons, log)
     library.save(out_library)
     write_json(
