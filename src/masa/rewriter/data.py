@@ -141,10 +141,6 @@ def format_prompt(
 
 
 # --- augmentation -------------------------------------------------------------------------------------------
-def _skills(view: SkillLibrary) -> list[Skill]:
-    return view.general_skills + [s for skills in view.task_specific_skills.values() for s in skills]
-
-
 def noisy_view(view: SkillLibrary, ratio: float, rng: random.Random) -> SkillLibrary:
     """Replace ``round(ratio * n)`` of each principle's n words with different words from the other skills.
 
@@ -152,7 +148,7 @@ def noisy_view(view: SkillLibrary, ratio: float, rng: random.Random) -> SkillLib
     degradation a weak search step produces.
     """
     noisy = view.copy()
-    skills = _skills(noisy)
+    skills = noisy.skills()
     for index, skill in enumerate(skills):
         words = skill.principle.split()
         others = [w for j, s in enumerate(skills) if j != index for w in s.principle.split()] or words
@@ -182,7 +178,7 @@ def partial_view(view: SkillLibrary, keep: float, rng: random.Random) -> SkillLi
 def verbose_view(view: SkillLibrary, rng: random.Random) -> SkillLibrary:
     """Append one elaboration sentence to every principle."""
     verbose = view.copy()
-    for skill in _skills(verbose):
+    for skill in verbose.skills():
         skill.principle = f"{skill.principle.rstrip()} {rng.choice(ELABORATIONS)}"
     return verbose
 

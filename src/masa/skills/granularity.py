@@ -44,10 +44,6 @@ def principle_words(library: SkillLibrary, categories: list[str] | None = None) 
     return sum(words(s.principle) for ss in shown_groups(library, categories).values() for s in ss)
 
 
-def skills_of(library: SkillLibrary) -> list[Skill]:
-    return [*library.general_skills, *(s for ss in library.task_specific_skills.values() for s in ss)]
-
-
 def groups_of(library: SkillLibrary) -> dict[str, list[Skill]]:
     """The skill groups a level rewords one at a time: "general", then each category."""
     return {"general": library.general_skills, **library.task_specific_skills}
@@ -96,9 +92,9 @@ def level_problems(
     condition or category, or shown principle lengths (``principle_words``) that do not grow strictly from
     level to level."""
     problems = []
-    shape = [(s.skill_id, s.title, s.when_to_apply) for s in skills_of(base)]
+    shape = [(s.skill_id, s.title, s.when_to_apply) for s in base.skills()]
     for k, library in enumerate(levels, 1):
-        if [(s.skill_id, s.title, s.when_to_apply) for s in skills_of(library)] != shape:
+        if [(s.skill_id, s.title, s.when_to_apply) for s in library.skills()] != shape:
             problems.append(f"level {k}: its skills (ids, titles, conditions) differ from the base library's")
         if {c: [s.skill_id for s in ss] for c, ss in library.task_specific_skills.items()} != {
             c: [s.skill_id for s in ss] for c, ss in base.task_specific_skills.items()

@@ -213,6 +213,14 @@ class SkillLibrary:
     def without_skills(self) -> SkillLibrary:
         return SkillLibrary(extra=copy.deepcopy(self.extra), keys=self.keys)
 
+    def task_skills(self) -> list[Skill]:
+        """Every category's task skills, in category order (one list for views that ignore the category)."""
+        return [s for skills in self.task_specific_skills.values() for s in skills]
+
+    def skills(self) -> list[Skill]:
+        """The general skills, then every task skill: the library's skills without its mistakes."""
+        return [*self.general_skills, *self.task_skills()]
+
     def is_empty(self) -> bool:
         return not (self.general_skills or any(self.task_specific_skills.values()) or self.common_mistakes)
 
@@ -227,11 +235,7 @@ class SkillLibrary:
         if self.general_skills:
             parts.append("### General Principles")
             parts += [f"- **{s.title}**: {s.principle}" for s in self.general_skills]
-        task_skills = (
-            [s for skills in self.task_specific_skills.values() for s in skills]
-            if category is None
-            else self.task_specific_skills.get(category, [])
-        )
+        task_skills = self.task_skills() if category is None else self.task_specific_skills.get(category, [])
         if task_skills:
             parts.append("### Task-Relevant Skills")
             for s in task_skills:

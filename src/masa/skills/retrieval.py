@@ -75,7 +75,6 @@ def retrieve(library: SkillLibrary, category: str, k: TopK) -> SkillLibrary:
     query = category.replace("-", " ").replace("_", " ")
     view = library.without_skills()
     view.general_skills = top(query, library.general_skills, k.general)
-    task = [s for skills in library.task_specific_skills.values() for s in skills]
-    view.task_specific_skills = {category: top(query, task, k.task)}
+    view.task_specific_skills = {category: top(query, library.task_skills(), k.task)}
     view.common_mistakes = top(query, library.common_mistakes, k.mistakes)
     return view

@@ -345,7 +345,7 @@ def load_base_library(
 
 def skill_pool(library: SkillLibrary) -> list[Skill]:
     """Skills the edit teacher may add: every skill of the library plus its optional ``skill_pool`` extra."""
-    pool = [*library.general_skills, *(s for skills in library.task_specific_skills.values() for s in skills)]
+    pool = library.skills()
     extra = library.extra.get("skill_pool", [])
     pool += [Skill.from_dict(item, f"skill_pool[{i}]") for i, item in enumerate(extra)]
     return pool

@@ -86,8 +86,7 @@ def measure(
 
 def prompt_skills(ctx: Context, full: SkillLibrary, categories: list[str]) -> dict[str, list[Skill]]:
     """The skills (not mistakes) that reached each category's prompts: a failure can only be covered by one."""
-    skills = {s.skill_id: s for s in full.general_skills}
-    skills |= {s.skill_id: s for ss in full.task_specific_skills.values() for s in ss}
+    skills = {s.skill_id: s for s in full.skills()}
     out: dict[str, list[Skill]] = {c: [] for c in categories}
     for omission in leave_one_out(full):
         if omission.group == "mistakes":
