@@ -20,6 +20,7 @@ rule adapt_library:
         "logs/{backbone}/{env}/adapt_library.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/adapt_library.tsv"
+    priority: LONGEST_PATH_PRIORITY  # its rewrites are rewriter training examples
     conda:
         "../../envs/masa.yaml"
     threads: 1

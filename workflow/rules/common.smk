@@ -30,6 +30,10 @@ RUN = run_settings(config)
 # resources, which Snakemake does not compare when it decides what to re-run, so tuning them re-runs nothing.
 EPISODES_IN_FLIGHT = config["engine"]["episodes_in_flight"]
 CACHE_DIR = config["cache_dir"] or ""  # a resource cannot be None; "" is no cache
+# The search -> rewriter chain (the models and games it needs, the profile, Stage 2, Stage 3, the export,
+# the Adapter's rewrites, the rewriter's data, training and inference) is the DAG's longest path: its rules
+# carry this priority, so it starts first and the evaluations and studies fill the other cores meanwhile.
+LONGEST_PATH_PRIORITY = 10
 
 
 def heap_mb(wildcards_or_env):

@@ -13,6 +13,7 @@ rule export_trajectories:
         "logs/{backbone}/{env}/export_trajectories.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/export_trajectories.tsv"
+    priority: LONGEST_PATH_PRIORITY
     localrule: True
     conda:
         "../../envs/masa.yaml"

@@ -13,6 +13,7 @@ rule build_alfworld_games:
         "logs/games/{env}.log",
     benchmark:
         "logs/benchmarks/games/{env}.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     threads: 1

@@ -20,6 +20,7 @@ rule climb_general_skills:
         "logs/{backbone}/{env}/climb_general_skills.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/climb_general_skills.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     threads: 1

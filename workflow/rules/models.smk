@@ -9,6 +9,7 @@ rule prepare_model:
         "logs/prepare_model/{model}.log",
     benchmark:
         "logs/benchmarks/prepare_model/{model}.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     params:
@@ -27,6 +28,7 @@ rule assemble_gguf:
         "logs/assemble_gguf/{model}.log",
     benchmark:
         "logs/benchmarks/assemble_gguf/{model}.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     params:

@@ -17,6 +17,7 @@ rule build_model_profile:
         "logs/{backbone}/build_model_profile.log",
     benchmark:
         "logs/benchmarks/{backbone}/build_model_profile.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     threads: 1

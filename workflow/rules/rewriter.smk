@@ -44,6 +44,7 @@ rule build_rewriter_data:
         "logs/rewriter/{env}/build_rewriter_data.log",
     benchmark:
         "logs/benchmarks/rewriter/{env}/build_rewriter_data.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     params:
@@ -75,9 +76,12 @@ rule train_rewriter:
         "logs/rewriter/{env}/train_rewriter.log",
     benchmark:
         "logs/benchmarks/rewriter/{env}/train_rewriter.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
-    threads: 2
+    # torch takes the node's cores whatever this says; 2 here left the training waiting behind one-thread jobs
+    # until both of a laptop's cores were free at once. A cluster sets its CPUs in profiles/slurm (set-threads).
+    threads: 1
     resources:
         gpu=config["rewriter"]["gpus"],
         mem_mb=lambda wildcards, attempt: config["rewriter"]["mem_mb"] * attempt,
@@ -109,6 +113,7 @@ rule apply_rewriter:
         "logs/{backbone}/{env}/apply_rewriter.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/apply_rewriter.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     threads: 1

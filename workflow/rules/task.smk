@@ -20,6 +20,7 @@ rule search_task_skills:
         "logs/{backbone}/{env}/search_task_skills/{category}.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/search_task_skills/{category}.tsv"
+    priority: LONGEST_PATH_PRIORITY
     conda:
         "../../envs/masa.yaml"
     threads: 1
@@ -51,6 +52,7 @@ rule merge_library:
         "logs/{backbone}/{env}/merge_library.log",
     benchmark:
         "logs/benchmarks/{backbone}/{env}/merge_library.tsv"
+    priority: LONGEST_PATH_PRIORITY
     localrule: True
     conda:
         "../../envs/masa.yaml"
