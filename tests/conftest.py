@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,21 +92,58 @@ def tiny_workdir(work: Path, model_dir: Path) -> Path:
     return work
 
 
-@pytest.fixture(scope="session")
-def tiny_local_run(tmp_path_factory, smollm2_dir) -> Path:
-    """The tiny DAG run once locally; the workflow test reads it and the SLURM test compares against it.
+TINY_RUN_TIMEOUT = (
+    1500  # seconds; the run takes about 9 minutes alone on 2 cores, longer beside the other tests
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_run_started(request, tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen | None] | None]:
+    """The tiny DAG, started in the background before the session's first test when a collected test reads
+    it (``tiny_local_run``): on 2 cores the DAG leaves a core idle much of its time, and the other tests fill
+    it. Its output goes to ``snakemake.out`` in its folder (``tail -f`` to watch it).
 
     With ``MASA_TINY_RUN`` set, the run lives in that folder and a finished one is reused: CI's cluster tests
     (``pytest -m cluster``, a second session) compare against the run of the README's test command.
     """
+    if not any("tiny_local_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
     shared = os.environ.get("MASA_TINY_RUN")
     if shared and (Path(shared) / "FINISHED").is_file():
-        return Path(shared)
+        yield Path(shared), None
+        return
     if shared:
         shutil.rmtree(shared, ignore_errors=True)
         Path(shared).mkdir(parents=True)
-    work = tiny_workdir(Path(shared) if shared else tmp_path_factory.mktemp("run"), smollm2_dir)
-    result = snakemake(work, "--rerun-triggers", "mtime")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    (work / "FINISHED").write_text("the tiny DAG finished; tests/conftest.py reuses this run\n")
+    model_dir = request.getfixturevalue("smollm2_dir")
+    work = tiny_workdir(Path(shared) if shared else tmp_path_factory.mktemp("run"), model_dir)
+    with (work / "snakemake.out").open("w") as out:
+        process = subprocess.Popen(
+            [*SNAKEMAKE, "--directory", str(work), "--rerun-triggers", "mtime"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its jobs are stopped with it
+        )
+    yield work, process
+    if process.poll() is None:  # the session ended before a test waited for it (-x, a keyboard interrupt)
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_local_run(tiny_run_started) -> Path:
+    """The tiny DAG run once locally (``tiny_run_started``); the workflow test reads it and the SLURM test
+    compares against it."""
+    work, process = tiny_run_started
+    if process is not None:
+        try:
+            returncode = process.wait(timeout=TINY_RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+            returncode = f"killed after {TINY_RUN_TIMEOUT} s"
+        output = (work / "snakemake.out").read_text()
+        assert returncode == 0, f"tiny run: {returncode}\n" + output[-6000:]
+        (work / "FINISHED").write_text("the tiny DAG finished; tests/conftest.py reuses this run\n")
     return work
