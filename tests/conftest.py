@@ -7,7 +7,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -71,10 +73,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
 
 
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    return [*SNAKEMAKE, "--directory", str(workdir), *args]
+
+
 def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, timeout=timeout)
 
 
 def tiny_workdir(work: Path, model_dir: Path) -> Path:
@@ -92,13 +96,40 @@ def tiny_workdir(work: Path, model_dir: Path) -> Path:
     return work
 
 
-TINY_RUN_TIMEOUT = (
-    1500  # seconds; the run takes about 9 minutes alone on 2 cores, longer beside the other tests
-)
+# Seconds from the tiny run's start: it takes about 9 minutes alone on 2 cores, longer beside the other tests.
+TINY_RUN_TIMEOUT = 1500
+
+
+@dataclass
+class TinyRun:
+    """The tiny DAG's folder and, while this session runs it, its process (None: a finished run reused)."""
+
+    work: Path
+    process: subprocess.Popen | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def stop(self) -> None:
+        """End the run and its jobs (its own process group)."""
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait()
+
+    def finish(self) -> Path:
+        """Wait for the run, at most TINY_RUN_TIMEOUT from its start; it must succeed, and is marked FINISHED."""
+        if self.process is not None:
+            try:
+                left = TINY_RUN_TIMEOUT - (time.monotonic() - self.started)
+                returncode = self.process.wait(timeout=max(left, 0))
+            except subprocess.TimeoutExpired:
+                self.stop()
+                returncode = f"killed {TINY_RUN_TIMEOUT} s after its start"
+            output = (self.work / "snakemake.out").read_text()
+            assert returncode == 0, f"tiny run: {returncode}\n" + output[-6000:]
+            (self.work / "FINISHED").write_text("the tiny DAG finished; tests/conftest.py reuses this run\n")
+        return self.work
 
 
 @pytest.fixture(scope="session", autouse=True)
-def tiny_run_started(request, tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen | None] | None]:
+def tiny_run_started(request, tmp_path_factory) -> Iterator[TinyRun | None]:
     """The tiny DAG, started in the background before the session's first test when a collected test reads
     it (``tiny_local_run``): on 2 cores the DAG leaves a core idle much of its time, and the other tests fill
     it. Its output goes to ``snakemake.out`` in its folder (``tail -f`` to watch it).
@@ -111,7 +142,7 @@ def tiny_run_started(request, tmp_path_factory) -> Iterator[tuple[Path, subproce
         return
     shared = os.environ.get("MASA_TINY_RUN")
     if shared and (Path(shared) / "FINISHED").is_file():
-        yield Path(shared), None
+        yield TinyRun(Path(shared))
         return
     if shared:
         shutil.rmtree(shared, ignore_errors=True)
@@ -120,30 +151,19 @@ def tiny_run_started(request, tmp_path_factory) -> Iterator[tuple[Path, subproce
     work = tiny_workdir(Path(shared) if shared else tmp_path_factory.mktemp("run"), model_dir)
     with (work / "snakemake.out").open("w") as out:
         process = subprocess.Popen(
-            [*SNAKEMAKE, "--directory", str(work), "--rerun-triggers", "mtime"],
+            snakemake_command(work, "--rerun-triggers", "mtime"),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its jobs are stopped with it
         )
-    yield work, process
+    run = TinyRun(work, process)
+    yield run
     if process.poll() is None:  # the session ended before a test waited for it (-x, a keyboard interrupt)
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait()
+        run.stop()
 
 
 @pytest.fixture(scope="session")
 def tiny_local_run(tiny_run_started) -> Path:
     """The tiny DAG run once locally (``tiny_run_started``); the workflow test reads it and the SLURM test
     compares against it."""
-    work, process = tiny_run_started
-    if process is not None:
-        try:
-            returncode = process.wait(timeout=TINY_RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait()
-            returncode = f"killed after {TINY_RUN_TIMEOUT} s"
-        output = (work / "snakemake.out").read_text()
-        assert returncode == 0, f"tiny run: {returncode}\n" + output[-6000:]
-        (work / "FINISHED").write_text("the tiny DAG finished; tests/conftest.py reuses this run\n")
-    return work
+    return tiny_run_started.finish()
